@@ -1,0 +1,26 @@
+using Router.Core.Configuration;
+
+namespace Router.Core.Routing;
+
+/// <summary>A route as the data plane uses it: its clusters resolved, its strings pre-encoded.</summary>
+internal sealed class CompiledRoute
+{
+    public CompiledRoute(RouteConfig config, ClusterState cluster, ClusterState? fallback)
+    {
+        Config = config;
+        Id = config.Id;
+        Cluster = cluster;
+        Fallback = fallback;
+    }
+
+    public RouteConfig Config { get; }
+
+    public string Id { get; }
+
+    public ClusterState Cluster { get; }
+
+    public ClusterState? Fallback { get; }
+
+    /// <summary>Response-header timeout for this route: the route override or the cluster's.</summary>
+    public int ResponseTimeoutMs => Config.TimeoutMs ?? Cluster.Config.ResponseTimeoutMs;
+}

@@ -1,0 +1,10 @@
+namespace Router.Net;
+
+internal static class Program
+{
+    public static int Main(string[] args)
+    {
+        _ = args;
+        return 0;
+    }
+}

@@ -1,0 +1,200 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using Router.Core.Configuration;
+using Router.Core.Routing;
+using Router.Net.Forwarding;
+using Router.Net.Hosting;
+
+namespace Router.Net.Admin;
+
+/// <summary>The admin endpoints' logic, separate from the transport so it reads as a table of routes.</summary>
+internal sealed class AdminEndpoints
+{
+    private readonly RouterHost _host;
+
+    public AdminEndpoints(RouterHost host)
+    {
+        _host = host;
+    }
+
+    public AdminResponse Handle(string method, string path)
+    {
+        return (method, path) switch
+        {
+            ("GET", "/healthz") => new AdminResponse(200, "text/plain", "ok\n"),
+            ("GET", "/ready") => _host.Table.Current is null
+                ? new AdminResponse(503, "text/plain", "no config is live\n")
+                : new AdminResponse(200, "text/plain", "ready\n"),
+            ("GET", "/admin/config") => Json(200, WriteConfig),
+            ("POST", "/admin/reload") => Reload(),
+            ("GET", "/admin/clusters") => Json(200, WriteClusters),
+            ("GET", "/metrics") => new AdminResponse(200, "text/plain; version=0.0.4", Metrics()),
+            (_, "/healthz" or "/ready" or "/admin/config" or "/admin/reload" or "/admin/clusters" or "/metrics") =>
+                new AdminResponse(405, "text/plain", "method not allowed\n"),
+            _ => new AdminResponse(404, "text/plain", "not found\n"),
+        };
+    }
+
+    private AdminResponse Reload()
+    {
+        var reload = _host.Reload;
+        if (reload is null)
+        {
+            return new AdminResponse(409, "application/json", "{\"error\":\"this router has no config file to reload\"}");
+        }
+
+        var outcome = reload();
+        return Json(outcome.Applied ? 200 : 400, writer =>
+        {
+            writer.WriteBoolean("applied", outcome.Applied);
+            if (outcome.Info is not null && outcome.Applied)
+            {
+                writer.WriteNumber("generation", outcome.Info.Generation);
+                writer.WriteString("hash", outcome.Info.Hash);
+            }
+
+            WriteErrors(writer, outcome.Errors);
+        });
+    }
+
+    private void WriteConfig(Utf8JsonWriter writer)
+    {
+        var snapshot = _host.Table.Current;
+        if (snapshot is not null)
+        {
+            WriteInfo(writer, snapshot.Info);
+        }
+        else
+        {
+            writer.WriteNull("hash");
+        }
+
+        var failure = _host.Applier.LastFailure;
+        if (failure is not null)
+        {
+            writer.WriteStartObject("lastError");
+            writer.WriteString("at", failure.At);
+            writer.WriteString("source", failure.Source);
+            WriteErrors(writer, failure.Errors);
+            writer.WriteEndObject();
+        }
+        else
+        {
+            writer.WriteNull("lastError");
+        }
+
+        if (_host.ControlPlaneStatus is { } controlPlane)
+        {
+            writer.WriteStartObject("controlPlane");
+            controlPlane.WriteStatus(writer);
+            writer.WriteEndObject();
+        }
+
+        if (snapshot is not null)
+        {
+            writer.WritePropertyName("config");
+            writer.WriteRawValue(ConfigLoader.Serialize(snapshot.Config));
+        }
+    }
+
+    private static void WriteInfo(Utf8JsonWriter writer, SnapshotInfo info)
+    {
+        if (info.Version is { } version)
+        {
+            writer.WriteNumber("version", version);
+        }
+        else
+        {
+            writer.WriteNumber("version", info.Generation);
+        }
+
+        writer.WriteNumber("generation", info.Generation);
+        writer.WriteString("hash", info.Hash);
+        writer.WriteString("source", info.Source);
+        writer.WriteString("appliedAt", info.AppliedAt);
+    }
+
+    private void WriteClusters(Utf8JsonWriter writer)
+    {
+        var snapshot = _host.Table.Current;
+        writer.WriteStartArray("clusters");
+        if (snapshot is not null)
+        {
+            foreach (var cluster in snapshot.Clusters)
+            {
+                writer.WriteStartObject();
+                writer.WriteString("id", cluster.Id);
+                writer.WriteNumber("inFlight", Volatile.Read(ref cluster.InFlight));
+                writer.WriteStartArray("destinations");
+                foreach (var destination in cluster.Destinations)
+                {
+                    writer.WriteStartObject();
+                    writer.WriteString("address", destination.Address);
+                    writer.WriteNumber("inFlight", Volatile.Read(ref destination.InFlight));
+                    var pool = Volatile.Read(ref destination.Pool) as UpstreamPool;
+                    writer.WriteNumber("pooledConnections", pool?.IdleConnections ?? 0);
+                    writer.WriteNumber("openConnections", pool?.OpenConnections ?? 0);
+                    writer.WriteNumber("connectionsOpened", pool?.ConnectionsOpened ?? 0);
+                    writer.WriteEndObject();
+                }
+
+                writer.WriteEndArray();
+                writer.WriteEndObject();
+            }
+        }
+
+        writer.WriteEndArray();
+    }
+
+    private string Metrics()
+    {
+        var builder = new StringBuilder();
+        var snapshot = _host.Table.Current;
+        builder.Append("# HELP router_config_generation Generation of the live config.\n# TYPE router_config_generation gauge\n");
+        builder.Append("router_config_generation ").Append(snapshot?.Info.Generation ?? 0).Append('\n');
+        builder.Append("# HELP router_client_connections Open client connections.\n# TYPE router_client_connections gauge\n");
+        builder.Append("router_client_connections ").Append(_host.Runtime.OpenConnections).Append('\n');
+        if (snapshot is not null)
+        {
+            builder.Append("# HELP router_destination_in_flight Requests in flight per destination.\n# TYPE router_destination_in_flight gauge\n");
+            foreach (var cluster in snapshot.Clusters)
+            {
+                foreach (var destination in cluster.Destinations)
+                {
+                    builder.Append(CultureInfo.InvariantCulture, $"router_destination_in_flight{{cluster=\"{cluster.Id}\",destination=\"{destination.Address}\"}} {Volatile.Read(ref destination.InFlight)}\n");
+                }
+            }
+        }
+
+        _host.ControlPlaneStatus?.WriteMetrics(builder);
+        return builder.ToString();
+    }
+
+    private static void WriteErrors(Utf8JsonWriter writer, IReadOnlyList<ConfigError> errors)
+    {
+        writer.WriteStartArray("errors");
+        foreach (var error in errors)
+        {
+            writer.WriteStartObject();
+            writer.WriteString("path", error.Path);
+            writer.WriteString("message", error.Message);
+            writer.WriteEndObject();
+        }
+
+        writer.WriteEndArray();
+    }
+
+    private static AdminResponse Json(int status, Action<Utf8JsonWriter> write)
+    {
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>();
+        using (var writer = new Utf8JsonWriter(buffer, new JsonWriterOptions { Indented = true }))
+        {
+            writer.WriteStartObject();
+            write(writer);
+            writer.WriteEndObject();
+        }
+
+        return new AdminResponse(status, "application/json", Encoding.UTF8.GetString(buffer.WrittenSpan) + "\n");
+    }
+}

@@ -1,0 +1,149 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using Microsoft.Extensions.Logging;
+using Router.Net.Hosting;
+using Router.Net.Http1;
+using Router.Net.Transport;
+
+namespace Router.Net.Admin;
+
+/// <summary>
+/// The admin listener: health, readiness, config, reload, clusters and metrics. It uses the same transport and parser
+/// as the proxy; it is off the request path, so clarity wins over speed here.
+/// </summary>
+internal sealed partial class AdminServer : IConnectionHandler, IAsyncDisposable
+{
+    private readonly SocketListener _listener;
+    private readonly AdminEndpoints _endpoints;
+    private readonly ILogger _logger;
+
+    public AdminServer(IPEndPoint endPoint, RouterHost host, ILogger logger)
+    {
+        _logger = logger;
+        _endpoints = new AdminEndpoints(host);
+        _listener = new SocketListener(endPoint, this, logger);
+    }
+
+    public IPEndPoint EndPoint => _listener.EndPoint;
+
+    public void Start() => _listener.Start();
+
+    public void OnConnection(Socket socket)
+    {
+        var connection = new SocketConnection(socket);
+        connection.Start();
+        _ = ServeAsync(connection);
+    }
+
+    private async Task ServeAsync(SocketConnection connection)
+    {
+        var head = new HttpRequestHead();
+        try
+        {
+            while (true)
+            {
+                var input = connection.Input;
+                bool parsed = false;
+                while (!parsed)
+                {
+                    var result = await input.ReadAsync().ConfigureAwait(false);
+                    var buffer = result.Buffer;
+                    if (buffer.IsEmpty && result.IsCompleted)
+                    {
+                        return;
+                    }
+
+                    var reader = new SequenceReader<byte>(buffer);
+                    try
+                    {
+                        parsed = Http1Parser.TryParseRequestHead(ref reader, head, HttpLimits.Default);
+                    }
+                    catch (Http1Exception ex)
+                    {
+                        input.AdvanceTo(buffer.End);
+                        await WriteAsync(connection.Output, new AdminResponse(ex.StatusCode, "text/plain", ex.Message + "\n"), close: true).ConfigureAwait(false);
+                        return;
+                    }
+
+                    if (parsed)
+                    {
+                        input.AdvanceTo(reader.Position);
+                    }
+                    else
+                    {
+                        input.AdvanceTo(buffer.Start, buffer.End);
+                        if (result.IsCompleted)
+                        {
+                            return;
+                        }
+                    }
+                }
+
+                // Admin requests carry no meaningful body; skip a Content-Length one so keep-alive stays in sync.
+                long skip = head.ContentLength > 0 ? head.ContentLength : 0;
+                while (skip > 0)
+                {
+                    var result = await input.ReadAsync().ConfigureAwait(false);
+                    long take = Math.Min(skip, result.Buffer.Length);
+                    input.AdvanceTo(result.Buffer.GetPosition(take));
+                    skip -= take;
+                    if (result.IsCompleted && skip > 0)
+                    {
+                        return;
+                    }
+                }
+
+                bool close = !head.KeepAlive || head.Chunked;
+                var method = Encoding.ASCII.GetString(head[head.MethodToken]);
+                var path = Encoding.ASCII.GetString(head[head.Path]);
+                AdminResponse response;
+                try
+                {
+                    response = _endpoints.Handle(method, path);
+                }
+                catch (Exception ex)
+                {
+                    LogEndpointFailed(_logger, path, ex);
+                    response = new AdminResponse(500, "text/plain", "internal error\n");
+                }
+
+                await WriteAsync(connection.Output, response, close).ConfigureAwait(false);
+                head.Release();
+                if (close)
+                {
+                    return;
+                }
+            }
+        }
+        catch (IOException)
+        {
+        }
+        finally
+        {
+            head.Release();
+            await connection.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    private static async ValueTask WriteAsync(PipeWriter output, AdminResponse response, bool close)
+    {
+        var body = Encoding.UTF8.GetBytes(response.Body);
+        var head = $"HTTP/1.1 {response.Status} {Encoding.ASCII.GetString(Forwarding.HeadWriter.ReasonPhrase(response.Status))}\r\n" +
+                   $"Content-Type: {response.ContentType}\r\nContent-Length: {body.Length}\r\nCache-Control: no-store\r\n" +
+                   (close ? "Connection: close\r\n" : "") + "\r\n";
+        output.Write(Encoding.ASCII.GetBytes(head));
+        output.Write(body);
+        await output.FlushAsync().ConfigureAwait(false);
+    }
+
+    public ValueTask DisposeAsync() => _listener.DisposeAsync();
+
+    [LoggerMessage(EventId = 400, Level = LogLevel.Error, Message = "Admin endpoint {Path} failed")]
+    private static partial void LogEndpointFailed(ILogger logger, string path, Exception ex);
+}
+
+/// <summary>A response from an admin endpoint.</summary>
+internal sealed record AdminResponse(int Status, string ContentType, string Body);

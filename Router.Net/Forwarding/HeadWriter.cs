@@ -1,0 +1,244 @@
+using System.Buffers;
+using System.Buffers.Text;
+using System.IO.Pipelines;
+using Router.Net.Http1;
+
+namespace Router.Net.Forwarding;
+
+/// <summary>
+/// Writes rewritten heads straight into the destination pipe: one GetSpan sized for the worst case, one Advance.
+/// Headers stay bytes from end to end.
+/// </summary>
+internal static class HeadWriter
+{
+    private static ReadOnlySpan<byte> Via => "Via: 1.1 router\r\n"u8;
+
+    /// <summary>Writes the request head sent upstream: origin-form target, hop-by-hop removed, X-Forwarded-* and Via added.</summary>
+    public static void WriteRequest(PipeWriter writer, HttpRequestHead request, ReadOnlySpan<byte> clientAddress, bool https, bool tunnel)
+    {
+        int size = request.Length + clientAddress.Length + (2 * request.Host.Length) + 200;
+        var span = writer.GetSpan(size);
+        int n = 0;
+        var buffer = request.Buffer;
+
+        Append(span, ref n, request[request.MethodToken]);
+        span[n++] = (byte)' ';
+        if (request.Path.IsEmpty)
+        {
+            // OPTIONS * and CONNECT authority-form keep their target as it is.
+            Append(span, ref n, request[request.Target]);
+        }
+        else
+        {
+            Append(span, ref n, request[request.Path]);
+            Append(span, ref n, request[request.Query]);
+        }
+
+        // An HTTP/1.0 client cannot read chunked: asking as 1.0 keeps the upstream from sending it.
+        Append(span, ref n, request.Version == HttpVersion.Http10 ? " HTTP/1.0\r\n"u8 : " HTTP/1.1\r\n"u8);
+
+        bool hostWritten = false;
+        bool xffWritten = false;
+        bool otherHopByHop = (request.Connection & ConnectionOptions.Other) != 0;
+        for (int i = 0; i < request.HeaderCount; i++)
+        {
+            var field = request.Headers[i];
+            var name = buffer.AsSpan(field.Name.Start, field.Name.Length);
+            var value = buffer.AsSpan(field.Value.Start, field.Value.Length);
+            switch (HeaderNames.Classify(name))
+            {
+                case HeaderDisposition.Drop:
+                case HeaderDisposition.XForwardedProto:
+                case HeaderDisposition.XForwardedHost:
+                    continue;
+                case HeaderDisposition.Upgrade:
+                    if (!tunnel)
+                    {
+                        continue;
+                    }
+
+                    break;
+                case HeaderDisposition.Host:
+                    // Absolute-form: the target's authority wins (the parser put it in request.Host).
+                    if (hostWritten)
+                    {
+                        continue;
+                    }
+
+                    Append(span, ref n, "Host: "u8);
+                    Append(span, ref n, request[request.Host]);
+                    Append(span, ref n, "\r\n"u8);
+                    hostWritten = true;
+                    continue;
+                case HeaderDisposition.XForwardedFor:
+                    if (xffWritten)
+                    {
+                        continue;
+                    }
+
+                    // Like nginx's $proxy_add_x_forwarded_for: the client address appended to what came in.
+                    Append(span, ref n, "X-Forwarded-For: "u8);
+                    Append(span, ref n, value);
+                    Append(span, ref n, ", "u8);
+                    Append(span, ref n, clientAddress);
+                    Append(span, ref n, "\r\n"u8);
+                    xffWritten = true;
+                    continue;
+            }
+
+            if (otherHopByHop && HeaderNames.IsNamedByConnection(buffer, request.Headers, request.HeaderCount, name))
+            {
+                continue;
+            }
+
+            Append(span, ref n, name);
+            Append(span, ref n, ": "u8);
+            Append(span, ref n, value);
+            Append(span, ref n, "\r\n"u8);
+        }
+
+        if (!hostWritten && !request.Host.IsEmpty)
+        {
+            Append(span, ref n, "Host: "u8);
+            Append(span, ref n, request[request.Host]);
+            Append(span, ref n, "\r\n"u8);
+        }
+
+        if (!xffWritten)
+        {
+            Append(span, ref n, "X-Forwarded-For: "u8);
+            Append(span, ref n, clientAddress);
+            Append(span, ref n, "\r\n"u8);
+        }
+
+        Append(span, ref n, https ? "X-Forwarded-Proto: https\r\n"u8 : "X-Forwarded-Proto: http\r\n"u8);
+        if (!request.Host.IsEmpty)
+        {
+            Append(span, ref n, "X-Forwarded-Host: "u8);
+            Append(span, ref n, request[request.Host]);
+            Append(span, ref n, "\r\n"u8);
+        }
+
+        Append(span, ref n, Via);
+        if (tunnel)
+        {
+            Append(span, ref n, "Connection: upgrade\r\n"u8);
+        }
+        else if (request.Version == HttpVersion.Http10)
+        {
+            Append(span, ref n, "Connection: keep-alive\r\n"u8);
+        }
+
+        Append(span, ref n, "\r\n"u8);
+        writer.Advance(n);
+    }
+
+    /// <summary>Writes the response head sent to the client: hop-by-hop removed, our own Connection decision added.</summary>
+    public static void WriteResponse(PipeWriter writer, HttpResponseHead response, bool closeClient, bool clientHttp10, bool tunnel)
+    {
+        var span = writer.GetSpan(response.Length + 64);
+        int n = 0;
+        var buffer = response.Buffer;
+
+        // Status line: we speak HTTP/1.1 to the client whatever the upstream spoke; code and reason are copied.
+        int lineEnd = buffer.AsSpan(0, response.Length).IndexOf((byte)'\r');
+        Append(span, ref n, "HTTP/1.1"u8);
+        Append(span, ref n, buffer.AsSpan(8, lineEnd - 8));
+        Append(span, ref n, "\r\n"u8);
+
+        bool otherHopByHop = (response.Connection & ConnectionOptions.Other) != 0;
+        for (int i = 0; i < response.HeaderCount; i++)
+        {
+            var field = response.Headers[i];
+            var name = buffer.AsSpan(field.Name.Start, field.Name.Length);
+            switch (HeaderNames.Classify(name))
+            {
+                case HeaderDisposition.Drop:
+                    continue;
+                case HeaderDisposition.Upgrade:
+                    if (!tunnel)
+                    {
+                        continue;
+                    }
+
+                    break;
+            }
+
+            if (otherHopByHop && HeaderNames.IsNamedByConnection(buffer, response.Headers, response.HeaderCount, name))
+            {
+                continue;
+            }
+
+            Append(span, ref n, name);
+            Append(span, ref n, ": "u8);
+            Append(span, ref n, buffer.AsSpan(field.Value.Start, field.Value.Length));
+            Append(span, ref n, "\r\n"u8);
+        }
+
+        if (tunnel)
+        {
+            Append(span, ref n, "Connection: upgrade\r\n"u8);
+        }
+        else if (closeClient)
+        {
+            Append(span, ref n, "Connection: close\r\n"u8);
+        }
+        else if (clientHttp10)
+        {
+            Append(span, ref n, "Connection: keep-alive\r\n"u8);
+        }
+
+        Append(span, ref n, "\r\n"u8);
+        writer.Advance(n);
+    }
+
+    /// <summary>Writes a response the router generates itself (errors, shed requests).</summary>
+    public static void WriteLocal(PipeWriter writer, int status, bool close, ReadOnlySpan<byte> extraHeaders = default)
+    {
+        var reason = ReasonPhrase(status);
+        var span = writer.GetSpan(160 + reason.Length * 2 + extraHeaders.Length);
+        int n = 0;
+        Append(span, ref n, "HTTP/1.1 "u8);
+        Utf8Formatter.TryFormat(status, span[n..], out int written);
+        n += written;
+        span[n++] = (byte)' ';
+        Append(span, ref n, reason);
+        Append(span, ref n, "\r\nContent-Type: text/plain\r\nContent-Length: "u8);
+        Utf8Formatter.TryFormat(reason.Length + 1, span[n..], out written);
+        n += written;
+        Append(span, ref n, "\r\n"u8);
+        Append(span, ref n, extraHeaders);
+        Append(span, ref n, close ? "Connection: close\r\n\r\n"u8 : "\r\n"u8);
+        Append(span, ref n, reason);
+        span[n++] = (byte)'\n';
+        writer.Advance(n);
+    }
+
+    public static ReadOnlySpan<byte> ReasonPhrase(int status) => status switch
+    {
+        200 => "OK"u8,
+        400 => "Bad Request"u8,
+        401 => "Unauthorized"u8,
+        405 => "Method Not Allowed"u8,
+        404 => "Not Found"u8,
+        408 => "Request Timeout"u8,
+        411 => "Length Required"u8,
+        413 => "Content Too Large"u8,
+        414 => "URI Too Long"u8,
+        417 => "Expectation Failed"u8,
+        431 => "Request Header Fields Too Large"u8,
+        500 => "Internal Server Error"u8,
+        501 => "Not Implemented"u8,
+        502 => "Bad Gateway"u8,
+        503 => "Service Unavailable"u8,
+        504 => "Gateway Timeout"u8,
+        505 => "HTTP Version Not Supported"u8,
+        _ => "Error"u8,
+    };
+
+    private static void Append(Span<byte> span, ref int n, ReadOnlySpan<byte> bytes)
+    {
+        bytes.CopyTo(span[n..]);
+        n += bytes.Length;
+    }
+}

@@ -1,0 +1,182 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using System.Runtime.CompilerServices;
+using Router.Core.Routing;
+using Router.Net.Http1;
+
+namespace Router.Net.Forwarding;
+
+// Body copies: each read is written to the other side and flushed, so at most a pipe's pause threshold
+// is held per direction whatever the body size (invariant 6).
+internal sealed partial class ProxyConnection
+{
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<CopyStatus> CopyLengthAsync(PipeReader source, PipeWriter destination, long remaining, CompiledRoute? route)
+    {
+        while (remaining > 0)
+        {
+            ReadResult result;
+            try
+            {
+                result = await source.ReadAsync().ConfigureAwait(false);
+            }
+            catch (IOException)
+            {
+                return CopyStatus.SourceFailed;
+            }
+
+            if (result.IsCanceled)
+            {
+                source.AdvanceTo(result.Buffer.Start);
+                return CopyStatus.SourceFailed;
+            }
+
+            var buffer = result.Buffer;
+            if (buffer.Length > remaining)
+            {
+                buffer = buffer.Slice(0, remaining);
+            }
+
+            Write(destination, buffer);
+            remaining -= buffer.Length;
+            source.AdvanceTo(buffer.End);
+            Touch(route);
+            if (remaining > 0 && result.IsCompleted)
+            {
+                return CopyStatus.SourceEnded;
+            }
+
+            if (!await FlushAsync(destination).ConfigureAwait(false))
+            {
+                return CopyStatus.DestinationClosed;
+            }
+        }
+
+        return CopyStatus.Done;
+    }
+
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<CopyStatus> CopyChunkedAsync(PipeReader source, PipeWriter destination, bool fromClient, CompiledRoute? route)
+    {
+        while (true)
+        {
+            ReadResult result;
+            try
+            {
+                result = await source.ReadAsync().ConfigureAwait(false);
+            }
+            catch (IOException)
+            {
+                return CopyStatus.SourceFailed;
+            }
+
+            var buffer = result.Buffer;
+            if (result.IsCanceled)
+            {
+                source.AdvanceTo(buffer.Start);
+                return CopyStatus.SourceFailed;
+            }
+
+            bool done;
+            long consumed;
+            try
+            {
+                done = fromClient
+                    ? _requestChunks.Advance(buffer, out consumed)
+                    : _responseChunks.Advance(buffer, out consumed);
+            }
+            catch (Http1Exception)
+            {
+                source.AdvanceTo(buffer.End);
+                return CopyStatus.InvalidFraming;
+            }
+
+            var body = buffer.Slice(0, consumed);
+            Write(destination, body);
+            source.AdvanceTo(body.End, buffer.End);
+            Touch(route);
+            if (!await FlushAsync(destination).ConfigureAwait(false))
+            {
+                return CopyStatus.DestinationClosed;
+            }
+
+            if (done)
+            {
+                return CopyStatus.Done;
+            }
+
+            if (result.IsCompleted)
+            {
+                return CopyStatus.SourceEnded;
+            }
+        }
+    }
+
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<CopyStatus> CopyUntilCloseAsync(PipeReader source, PipeWriter destination, CompiledRoute? route)
+    {
+        while (true)
+        {
+            ReadResult result;
+            try
+            {
+                result = await source.ReadAsync().ConfigureAwait(false);
+            }
+            catch (IOException)
+            {
+                return CopyStatus.SourceFailed;
+            }
+
+            var buffer = result.Buffer;
+            if (result.IsCanceled)
+            {
+                source.AdvanceTo(buffer.Start);
+                return CopyStatus.SourceFailed;
+            }
+
+            Write(destination, buffer);
+            source.AdvanceTo(buffer.End);
+            Touch(route);
+            if (!await FlushAsync(destination).ConfigureAwait(false))
+            {
+                return CopyStatus.DestinationClosed;
+            }
+
+            if (result.IsCompleted)
+            {
+                return CopyStatus.Done;
+            }
+        }
+    }
+
+    private static void Write(PipeWriter destination, in ReadOnlySequence<byte> buffer)
+    {
+        if (buffer.IsSingleSegment)
+        {
+            destination.Write(buffer.FirstSpan);
+            return;
+        }
+
+        foreach (var segment in buffer)
+        {
+            destination.Write(segment.Span);
+        }
+    }
+
+    private static async ValueTask<bool> FlushAsync(PipeWriter destination)
+    {
+        try
+        {
+            var flush = await destination.FlushAsync().ConfigureAwait(false);
+            return !flush.IsCompleted && !flush.IsCanceled;
+        }
+        catch (InvalidOperationException)
+        {
+            return false;
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+    }
+}

@@ -1,0 +1,660 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using System.Net;
+using System.Runtime.CompilerServices;
+using System.Text;
+using Microsoft.Extensions.Logging;
+using Router.Core.Routing;
+using Router.Net.Http1;
+using Router.Net.Transport;
+using HttpMethod = Router.Net.Http1.HttpMethod;
+using HttpVersion = Router.Net.Http1.HttpVersion;
+
+namespace Router.Net.Forwarding;
+
+/// <summary>
+/// One client connection: reads request heads, routes them on the live snapshot, forwards each to an upstream and
+/// streams both bodies. Requests on a connection are handled one after another, so pipelined responses stay in order.
+/// </summary>
+internal sealed partial class ProxyConnection : IHeartbeatTarget
+{
+    private readonly ProxyRuntime _runtime;
+    private readonly SocketConnection _client;
+    private readonly HttpRequestHead _request = new();
+    private readonly byte[] _clientAddress;
+    private readonly bool _https;
+
+    private ChunkedDecoder _requestChunks;
+    private ChunkedDecoder _responseChunks;
+    private UpstreamConnection? _upstream;
+
+    // Deadlines in Environment.TickCount64 ms; long.MaxValue = none. Checked by the shared heartbeat.
+    private long _headDeadline = long.MaxValue;
+    private long _responseDeadline = long.MaxValue;
+    private long _idleDeadline = long.MaxValue;
+    private int _headDeadlineIsKeepAlive;
+    private int _timedOut;
+    private int _idle;
+
+    public ProxyConnection(ProxyRuntime runtime, SocketConnection client, bool https)
+    {
+        _runtime = runtime;
+        _client = client;
+        _https = https;
+        _clientAddress = FormatAddress(client.RemoteEndPoint);
+    }
+
+    public async Task RunAsync()
+    {
+        _runtime.Register(this);
+        _runtime.Heartbeat.Add(this);
+        _client.Start();
+        try
+        {
+            await ProcessRequestsAsync().ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            LogUnexpected(_runtime.Logger, ex);
+        }
+        finally
+        {
+            _runtime.Heartbeat.Remove(this);
+            _runtime.Unregister(this);
+            _request.Release();
+            var upstream = Interlocked.Exchange(ref _upstream, null);
+            if (upstream is not null)
+            {
+                await upstream.CloseAsync().ConfigureAwait(false);
+            }
+
+            await _client.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    public void Abort(string reason)
+    {
+        _client.Abort(reason);
+        Volatile.Read(ref _upstream)?.Connection.Abort(reason);
+    }
+
+    /// <summary>During shutdown: a connection waiting for its next request closes now.</summary>
+    public void CloseIfIdle()
+    {
+        if (Volatile.Read(ref _idle) != 0)
+        {
+            _client.Abort("shutdown: idle keep-alive closed");
+        }
+    }
+
+    public void OnHeartbeat(long nowMs)
+    {
+        if (nowMs > Volatile.Read(ref _headDeadline))
+        {
+            Volatile.Write(ref _headDeadline, long.MaxValue);
+            if (Volatile.Read(ref _headDeadlineIsKeepAlive) != 0)
+            {
+                _client.Abort("keep-alive timeout");
+            }
+            else
+            {
+                Volatile.Write(ref _timedOut, (int)TimeoutKind.RequestHead);
+                _client.Input.CancelPendingRead();
+            }
+        }
+
+        if (nowMs > Volatile.Read(ref _responseDeadline))
+        {
+            Volatile.Write(ref _responseDeadline, long.MaxValue);
+            Volatile.Write(ref _timedOut, (int)TimeoutKind.ResponseHead);
+            Volatile.Read(ref _upstream)?.Connection.Abort("response timeout");
+        }
+
+        if (nowMs > Volatile.Read(ref _idleDeadline))
+        {
+            Volatile.Write(ref _idleDeadline, long.MaxValue);
+            Volatile.Write(ref _timedOut, (int)TimeoutKind.BodyIdle);
+            Abort("body idle timeout");
+        }
+    }
+
+    private async Task ProcessRequestsAsync()
+    {
+        var input = _client.Input;
+        var limits = _runtime.Limits;
+        while (!_runtime.ShuttingDown)
+        {
+            Volatile.Write(ref _headDeadlineIsKeepAlive, 1);
+            Volatile.Write(ref _headDeadline, Environment.TickCount64 + (long)limits.KeepAliveTimeout.TotalMilliseconds);
+            Volatile.Write(ref _idle, 1);
+            bool parsed = false;
+            while (!parsed)
+            {
+                ReadResult result;
+                try
+                {
+                    result = await input.ReadAsync().ConfigureAwait(false);
+                }
+                catch (IOException)
+                {
+                    return;
+                }
+
+                var buffer = result.Buffer;
+                if (result.IsCanceled)
+                {
+                    if (Volatile.Read(ref _timedOut) == (int)TimeoutKind.RequestHead)
+                    {
+                        input.AdvanceTo(buffer.Start, buffer.End);
+                        await RespondAndCloseAsync(408).ConfigureAwait(false);
+                        return;
+                    }
+
+                    input.AdvanceTo(buffer.Start);
+                    continue;
+                }
+
+                if (buffer.IsEmpty && result.IsCompleted)
+                {
+                    return;
+                }
+
+                if (Volatile.Read(ref _idle) != 0)
+                {
+                    // First byte of a request: the header timeout now runs instead of keep-alive.
+                    Volatile.Write(ref _idle, 0);
+                    Volatile.Write(ref _headDeadlineIsKeepAlive, 0);
+                    Volatile.Write(ref _headDeadline, Environment.TickCount64 + (long)limits.HeaderTimeout.TotalMilliseconds);
+                }
+
+                var reader = new SequenceReader<byte>(buffer);
+                try
+                {
+                    parsed = Http1Parser.TryParseRequestHead(ref reader, _request, limits);
+                }
+                catch (Http1Exception ex)
+                {
+                    input.AdvanceTo(buffer.End);
+                    LogRejected(_runtime.Logger, ex.StatusCode, ex.Message);
+                    await RespondAndCloseAsync(ex.StatusCode).ConfigureAwait(false);
+                    return;
+                }
+
+                if (parsed)
+                {
+                    input.AdvanceTo(reader.Position);
+                }
+                else
+                {
+                    input.AdvanceTo(buffer.Start, buffer.End);
+                    if (result.IsCompleted)
+                    {
+                        // The client closed in the middle of a head.
+                        return;
+                    }
+                }
+            }
+
+            Volatile.Write(ref _headDeadline, long.MaxValue);
+            bool keepAlive = await HandleRequestAsync().ConfigureAwait(false);
+            _request.Release();
+            if (!keepAlive)
+            {
+                return;
+            }
+        }
+    }
+
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<bool> HandleRequestAsync()
+    {
+        bool keepAlive = _request.KeepAlive && !_runtime.ShuttingDown;
+        var snapshot = _runtime.Table.Current;
+        if (snapshot is null)
+        {
+            return await RespondLocalAsync(503, keepAlive).ConfigureAwait(false);
+        }
+
+        if (_request.Method == HttpMethod.Connect)
+        {
+            return await RespondLocalAsync(501, keepAlive).ConfigureAwait(false);
+        }
+
+        var path = _request.Path.IsEmpty ? _request[_request.Target] : _request[_request.Path];
+        if (!snapshot.TryMatch(_request[_request.Host], path, _request[_request.MethodToken], out var route))
+        {
+            return await RespondLocalAsync(404, keepAlive).ConfigureAwait(false);
+        }
+
+        var destination = DestinationSelector.Pick(route.Cluster);
+        var cluster = route.Cluster;
+        if (destination is null && route.Fallback is not null)
+        {
+            cluster = route.Fallback;
+            destination = DestinationSelector.Pick(cluster);
+        }
+
+        if (destination is null)
+        {
+            return await RespondLocalAsync(503, keepAlive).ConfigureAwait(false);
+        }
+
+        return await ForwardAsync(route, cluster, destination, keepAlive).ConfigureAwait(false);
+    }
+
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<bool> ForwardAsync(CompiledRoute route, ClusterState cluster, DestinationState destination, bool keepAlive)
+    {
+        var pool = UpstreamPool.For(destination);
+        var config = cluster.Config;
+        Interlocked.Increment(ref destination.InFlight);
+        try
+        {
+            for (int attempt = 0; ; attempt++)
+            {
+                var upstream = pool.TryRent();
+                bool reused = upstream is not null;
+                if (upstream is null)
+                {
+                    try
+                    {
+                        upstream = await pool.ConnectAsync(config.ConnectTimeoutMs, config.MaxConnectionsPerDestination ?? 0).ConfigureAwait(false);
+                    }
+                    catch (UpstreamConnectException ex)
+                    {
+                        LogConnectFailed(_runtime.Logger, destination.Address, ex.Error);
+                        int status = ex.Error switch
+                        {
+                            UpstreamConnectError.Timeout => 504,
+                            UpstreamConnectError.PoolExhausted => 503,
+                            _ => 502,
+                        };
+                        return await RespondLocalAsync(status, keepAlive).ConfigureAwait(false);
+                    }
+                }
+
+                Volatile.Write(ref _upstream, upstream);
+                var result = await ExchangeAsync(upstream, route, keepAlive, canRetry: reused && attempt == 0).ConfigureAwait(false);
+                if (result == ExchangeResult.RetryOnNewConnection)
+                {
+                    // A pooled connection the upstream had closed while idle: nothing was sent or received, retrying is safe.
+                    continue;
+                }
+
+                return result == ExchangeResult.KeepAlive;
+            }
+        }
+        finally
+        {
+            Interlocked.Decrement(ref destination.InFlight);
+        }
+    }
+
+    /// <summary>One request/response exchange on one upstream connection. Releases or closes the upstream connection.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<ExchangeResult> ExchangeAsync(UpstreamConnection upstream, CompiledRoute route, bool keepAlive, bool canRetry)
+    {
+        bool tunnel = _request.HasUpgrade && (_request.Connection & ConnectionOptions.Upgrade) != 0;
+        HeadWriter.WriteRequest(upstream.Output, _request, _clientAddress, _https, tunnel);
+        var flush = await upstream.Output.FlushAsync().ConfigureAwait(false);
+        Task<CopyStatus>? bodyTask = null;
+        if (!flush.IsCompleted && _request.HasBody)
+        {
+            _requestChunks.Reset();
+            bodyTask = CopyRequestBodyAsync(upstream);
+        }
+
+        Volatile.Write(ref _timedOut, 0);
+        Volatile.Write(ref _responseDeadline, Environment.TickCount64 + route.ResponseTimeoutMs);
+        var head = await ReadResponseHeadAsync(upstream).ConfigureAwait(false);
+        Volatile.Write(ref _responseDeadline, long.MaxValue);
+        var response = upstream.Response;
+
+        if (head != ResponseHeadStatus.Ok)
+        {
+            CopyStatus bodyStatus = CopyStatus.Done;
+            if (bodyTask is not null)
+            {
+                upstream.Connection.Abort("no response");
+                bodyStatus = await bodyTask.ConfigureAwait(false);
+            }
+
+            await CloseUpstreamAsync(upstream).ConfigureAwait(false);
+            if (head == ResponseHeadStatus.ClosedBeforeResponse && canRetry && bodyTask is null)
+            {
+                return ExchangeResult.RetryOnNewConnection;
+            }
+
+            if (bodyStatus is CopyStatus.SourceEnded or CopyStatus.SourceFailed)
+            {
+                // The client went away mid-body: nobody to answer.
+                return ExchangeResult.Close;
+            }
+
+            int status = bodyStatus == CopyStatus.InvalidFraming ? 400
+                : Volatile.Read(ref _timedOut) == (int)TimeoutKind.ResponseHead ? 504
+                : 502;
+            LogUpstreamFailed(_runtime.Logger, upstream.Destination.Address, head, status);
+            await RespondAndCloseAsync(status).ConfigureAwait(false);
+            return ExchangeResult.Close;
+        }
+
+        int code = response.StatusCode;
+        if (code == 101 && tunnel)
+        {
+            HeadWriter.WriteResponse(_client.Output, response, closeClient: false, clientHttp10: false, tunnel: true);
+            await _client.Output.FlushAsync().ConfigureAwait(false);
+            Volatile.Write(ref _upstream, null);
+            await TunnelAsync(upstream).ConfigureAwait(false);
+            return ExchangeResult.Close;
+        }
+
+        bool noBody = _request.Method == HttpMethod.Head || code == 204 || code == 304 || code == 101;
+        bool closeDelimited = !noBody && !response.Chunked && response.ContentLength < 0;
+        bool closeClient = !keepAlive || closeDelimited || code == 101 || _runtime.ShuttingDown;
+        HeadWriter.WriteResponse(_client.Output, response, closeClient, _request.Version == HttpVersion.Http10, tunnel: false);
+
+        CopyStatus copy = CopyStatus.Done;
+        if (!noBody)
+        {
+            Touch(route);
+            if (response.Chunked)
+            {
+                _responseChunks.Reset();
+                copy = await CopyChunkedAsync(upstream.Input, _client.Output, fromClient: false, route).ConfigureAwait(false);
+            }
+            else if (response.ContentLength > 0)
+            {
+                copy = await CopyLengthAsync(upstream.Input, _client.Output, response.ContentLength, route).ConfigureAwait(false);
+            }
+            else if (closeDelimited)
+            {
+                copy = await CopyUntilCloseAsync(upstream.Input, _client.Output, route).ConfigureAwait(false);
+            }
+        }
+
+        Volatile.Write(ref _idleDeadline, long.MaxValue);
+        var clientFlush = await _client.Output.FlushAsync().ConfigureAwait(false);
+        if (copy != CopyStatus.Done || clientFlush.IsCompleted)
+        {
+            // The response started: the only honest signal left is to cut the client connection.
+            LogStreamBroken(_runtime.Logger, upstream.Destination.Address, copy);
+            if (bodyTask is not null)
+            {
+                _client.Input.CancelPendingRead();
+                upstream.Connection.Abort("response failed");
+                await bodyTask.ConfigureAwait(false);
+            }
+
+            await CloseUpstreamAsync(upstream).ConfigureAwait(false);
+            _client.Abort("response stream broken");
+            return ExchangeResult.Close;
+        }
+
+        bool upstreamReusable = response.KeepAlive && !closeDelimited && code != 101;
+        if (bodyTask is not null)
+        {
+            if (!bodyTask.IsCompleted)
+            {
+                // The upstream answered before taking the whole body; neither connection is in a known state.
+                _client.Input.CancelPendingRead();
+                upstream.Connection.Abort("response before request body");
+                await bodyTask.ConfigureAwait(false);
+                await CloseUpstreamAsync(upstream).ConfigureAwait(false);
+                return ExchangeResult.Close;
+            }
+
+            if (await bodyTask.ConfigureAwait(false) != CopyStatus.Done)
+            {
+                await CloseUpstreamAsync(upstream).ConfigureAwait(false);
+                return ExchangeResult.Close;
+            }
+        }
+
+        Volatile.Write(ref _upstream, null);
+        if (upstreamReusable)
+        {
+            upstream.Pool.Return(upstream);
+        }
+        else
+        {
+            await upstream.CloseAsync().ConfigureAwait(false);
+        }
+
+        return closeClient ? ExchangeResult.Close : ExchangeResult.KeepAlive;
+    }
+
+    private async Task<CopyStatus> CopyRequestBodyAsync(UpstreamConnection upstream)
+    {
+        CopyStatus status;
+        if (_request.Chunked)
+        {
+            status = await CopyChunkedAsync(_client.Input, upstream.Output, fromClient: true, route: null).ConfigureAwait(false);
+        }
+        else
+        {
+            status = await CopyLengthAsync(_client.Input, upstream.Output, _request.ContentLength, route: null).ConfigureAwait(false);
+        }
+
+        if (status != CopyStatus.Done)
+        {
+            // Without the whole body the upstream can never answer: unblock the response read.
+            upstream.Connection.Abort("request body failed: " + status);
+        }
+
+        return status;
+    }
+
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<ResponseHeadStatus> ReadResponseHeadAsync(UpstreamConnection upstream)
+    {
+        var input = upstream.Input;
+        var response = upstream.Response;
+        bool sawBytes = false;
+        while (true)
+        {
+            ReadResult result;
+            try
+            {
+                result = await input.ReadAsync().ConfigureAwait(false);
+            }
+            catch (IOException)
+            {
+                return sawBytes ? ResponseHeadStatus.Failed : ResponseHeadStatus.ClosedBeforeResponse;
+            }
+
+            var buffer = result.Buffer;
+            if (result.IsCanceled)
+            {
+                input.AdvanceTo(buffer.Start, buffer.End);
+                return ResponseHeadStatus.Failed;
+            }
+
+            sawBytes |= !buffer.IsEmpty;
+            var reader = new SequenceReader<byte>(buffer);
+            bool parsed;
+            try
+            {
+                parsed = Http1Parser.TryParseResponseHead(ref reader, response, _runtime.Limits);
+            }
+            catch (Http1Exception)
+            {
+                input.AdvanceTo(buffer.End);
+                return ResponseHeadStatus.Invalid;
+            }
+
+            if (!parsed)
+            {
+                input.AdvanceTo(buffer.Start, buffer.End);
+                if (result.IsCompleted)
+                {
+                    return sawBytes ? ResponseHeadStatus.Failed : ResponseHeadStatus.ClosedBeforeResponse;
+                }
+
+                continue;
+            }
+
+            input.AdvanceTo(reader.Position);
+            int code = response.StatusCode;
+            if (code is >= 100 and < 200 && code != 101)
+            {
+                // Interim responses (100 Continue, 103 Early Hints) go to HTTP/1.1 clients as they come.
+                if (_request.Version == HttpVersion.Http11)
+                {
+                    HeadWriter.WriteResponse(_client.Output, response, closeClient: false, clientHttp10: false, tunnel: false);
+                    await _client.Output.FlushAsync().ConfigureAwait(false);
+                }
+
+                response.Reset();
+                continue;
+            }
+
+            return ResponseHeadStatus.Ok;
+        }
+    }
+
+    private async Task TunnelAsync(UpstreamConnection upstream)
+    {
+        // After 101 both sides speak another protocol: bytes flow both ways until either side closes.
+        var up = CopyUntilCloseAsync(_client.Input, upstream.Output, route: null).AsTask();
+        var down = CopyUntilCloseAsync(upstream.Input, _client.Output, route: null).AsTask();
+        await Task.WhenAny(up, down).ConfigureAwait(false);
+        await _client.Output.FlushAsync().ConfigureAwait(false);
+        upstream.Connection.Abort("tunnel closed");
+        _client.Abort("tunnel closed");
+        await Task.WhenAll(up, down).ConfigureAwait(false);
+        await upstream.CloseAsync().ConfigureAwait(false);
+    }
+
+    private async ValueTask CloseUpstreamAsync(UpstreamConnection upstream)
+    {
+        Volatile.Write(ref _upstream, null);
+        await upstream.CloseAsync().ConfigureAwait(false);
+    }
+
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<bool> RespondLocalAsync(int status, bool keepAlive)
+    {
+        // A body we did not read cannot be skipped safely without reading it: close instead.
+        if (_request.HasBody)
+        {
+            keepAlive = false;
+        }
+
+        if (!keepAlive)
+        {
+            await RespondAndCloseAsync(status).ConfigureAwait(false);
+            return false;
+        }
+
+        HeadWriter.WriteLocal(_client.Output, status, close: false);
+        var flush = await _client.Output.FlushAsync().ConfigureAwait(false);
+        return !flush.IsCompleted;
+    }
+
+    /// <summary>Answers with an error and <c>Connection: close</c>, then lingers briefly so the client reads it before the close.</summary>
+    private async ValueTask RespondAndCloseAsync(int status)
+    {
+        HeadWriter.WriteLocal(_client.Output, status, close: true);
+        await _client.Output.FlushAsync().ConfigureAwait(false);
+        await _client.Output.CompleteAsync().ConfigureAwait(false);
+
+        // Lingering close (as nginx's lingering_close): drain what the client still sends for a moment so the
+        // kernel does not answer it with a reset that could destroy our response before the client reads it.
+        Volatile.Write(ref _headDeadlineIsKeepAlive, 1);
+        Volatile.Write(ref _headDeadline, Environment.TickCount64 + 2000);
+        var input = _client.Input;
+        while (true)
+        {
+            ReadResult result;
+            try
+            {
+                result = await input.ReadAsync().ConfigureAwait(false);
+            }
+            catch (IOException)
+            {
+                return;
+            }
+
+            input.AdvanceTo(result.Buffer.End);
+            if (result.IsCompleted || result.IsCanceled)
+            {
+                return;
+            }
+        }
+    }
+
+    private void Touch(CompiledRoute? route)
+    {
+        if (route is not null)
+        {
+            Volatile.Write(ref _idleDeadline, Environment.TickCount64 + route.Cluster.Config.IdleTimeoutMs);
+        }
+    }
+
+    private static byte[] FormatAddress(EndPoint? endPoint)
+    {
+        if (endPoint is IPEndPoint ip)
+        {
+            var address = ip.Address.IsIPv4MappedToIPv6 ? ip.Address.MapToIPv4() : ip.Address;
+            return Encoding.ASCII.GetBytes(address.ToString());
+        }
+
+        return "unknown"u8.ToArray();
+    }
+
+    private enum TimeoutKind
+    {
+        None = 0,
+        RequestHead,
+        ResponseHead,
+        BodyIdle,
+    }
+
+    private enum ExchangeResult
+    {
+        KeepAlive,
+        Close,
+        RetryOnNewConnection,
+    }
+
+    [LoggerMessage(EventId = 200, Level = LogLevel.Error, Message = "Unexpected failure on a client connection")]
+    private static partial void LogUnexpected(ILogger logger, Exception ex);
+
+    [LoggerMessage(EventId = 201, Level = LogLevel.Debug, Message = "Rejected request with {Status}: {Reason}")]
+    private static partial void LogRejected(ILogger logger, int status, string reason);
+
+    [LoggerMessage(EventId = 202, Level = LogLevel.Warning, Message = "Connect to {Destination} failed: {Error}")]
+    private static partial void LogConnectFailed(ILogger logger, string destination, UpstreamConnectError error);
+
+    [LoggerMessage(EventId = 203, Level = LogLevel.Warning, Message = "Upstream {Destination} gave no usable response ({Outcome}); answered {Status}")]
+    private static partial void LogUpstreamFailed(ILogger logger, string destination, ResponseHeadStatus outcome, int status);
+
+    [LoggerMessage(EventId = 204, Level = LogLevel.Warning, Message = "Response stream from {Destination} broke ({Status}); client connection cut")]
+    private static partial void LogStreamBroken(ILogger logger, string destination, CopyStatus status);
+}
+
+internal enum ResponseHeadStatus
+{
+    Ok,
+    ClosedBeforeResponse,
+    Failed,
+    Invalid,
+}
+
+internal enum CopyStatus
+{
+    Done,
+
+    /// <summary>The source closed before the body's end.</summary>
+    SourceEnded,
+
+    /// <summary>The source connection failed (reset, aborted).</summary>
+    SourceFailed,
+
+    /// <summary>The destination stopped reading (closed).</summary>
+    DestinationClosed,
+
+    /// <summary>Chunked framing was invalid.</summary>
+    InvalidFraming,
+}

@@ -1,0 +1,65 @@
+using System.IO.Pipelines;
+using Router.Core.Routing;
+using Router.Net.Http1;
+using Router.Net.Transport;
+
+namespace Router.Net.Forwarding;
+
+/// <summary>A connection to one destination, reused across requests while the upstream keeps it alive.</summary>
+internal sealed class UpstreamConnection
+{
+    public UpstreamConnection(SocketConnection connection, UpstreamPool pool)
+    {
+        Connection = connection;
+        Pool = pool;
+    }
+
+    public SocketConnection Connection { get; }
+
+    public UpstreamPool Pool { get; }
+
+    public DestinationState Destination => Pool.Destination;
+
+    public PipeReader Input => Connection.Input;
+
+    public PipeWriter Output => Connection.Output;
+
+    public HttpResponseHead Response { get; } = new();
+
+    /// <summary>Requests this connection has carried (0 on a fresh connection).</summary>
+    public int Uses;
+
+    /// <summary>When it went back to the pool (Environment.TickCount64), for idle eviction.</summary>
+    public long IdleSince;
+
+    /// <summary>
+    /// A pooled connection is usable when the upstream has not closed it and sent nothing unasked.
+    /// </summary>
+    public bool IsReusable()
+    {
+        if (Connection.IsClosed)
+        {
+            return false;
+        }
+
+        if (Input.TryRead(out var result))
+        {
+            bool clean = result.Buffer.IsEmpty && !result.IsCompleted && !result.IsCanceled;
+            Input.AdvanceTo(result.Buffer.Start);
+            return clean;
+        }
+
+        return true;
+    }
+
+    /// <summary>Closes without waiting (pool eviction, drain).</summary>
+    public void CloseInBackground() => _ = CloseAsync().AsTask();
+
+    public async ValueTask CloseAsync()
+    {
+        Response.Release();
+        Connection.Abort("upstream closed by router");
+        await Connection.DisposeAsync().ConfigureAwait(false);
+        Pool.OnClosed();
+    }
+}

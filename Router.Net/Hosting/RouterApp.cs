@@ -1,0 +1,225 @@
+using System.Net;
+using System.Runtime.InteropServices;
+using Microsoft.Extensions.Logging;
+using Router.Core.Configuration;
+using Router.Net.Demo;
+
+namespace Router.Net.Hosting;
+
+/// <summary>What the command line asked for.</summary>
+internal sealed class RouterAppOptions
+{
+    public string? ConfigFile { get; init; }
+
+    public IReadOnlyList<string> Listen { get; init; } = [];
+
+    public string? Admin { get; init; }
+
+    public string? ControlPlane { get; init; }
+
+    public string? TokenFile { get; init; }
+
+    public string? CaFile { get; init; }
+
+    public string? CacheDir { get; init; }
+
+    public string? NodeId { get; init; }
+
+    public bool Demo { get; init; }
+
+    public TimeSpan DrainTimeout { get; init; } = TimeSpan.FromSeconds(30);
+}
+
+/// <summary>The router process: boot config, listeners, reload triggers, signals, drain.</summary>
+internal static partial class RouterApp
+{
+    public static int Validate(string path)
+    {
+        ConfigLoadResult result;
+        try
+        {
+            result = ConfigLoader.Load(File.ReadAllBytes(path));
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            result = new ConfigLoadResult { Errors = [new ConfigError("$", $"cannot read {path}: {ex.Message}")] };
+        }
+
+        if (result.IsValid)
+        {
+            Console.WriteLine($"{path}: valid ({result.Config!.Routes.Count} routes, {result.Config.Clusters.Count} clusters, hash {result.Hash})");
+            return 0;
+        }
+
+        Console.Error.WriteLine($"{path}: {result.Errors.Count} error(s)");
+        foreach (var error in result.Errors)
+        {
+            Console.Error.WriteLine($"  {error.Path}: {error.Message}");
+        }
+
+        return 1;
+    }
+
+    public static async Task<int> RunAsync(RouterAppOptions options, CancellationToken cancellationToken)
+    {
+        using var loggerFactory = LoggerFactory.Create(builder => builder
+            .AddSimpleConsole(o =>
+            {
+                o.SingleLine = true;
+                o.TimestampFormat = "HH:mm:ss.fff ";
+            })
+            .SetMinimumLevel(LogLevel.Information));
+        var logger = loggerFactory.CreateLogger("Router");
+
+        var hostOptions = new RouterHostOptions
+        {
+            DrainTimeout = options.DrainTimeout,
+            Admin = ParseEndPoint(options.Admin ?? "127.0.0.1:9901"),
+        };
+        foreach (var listen in options.Listen)
+        {
+            hostOptions.Listen.Add(ParseEndPoint(listen));
+        }
+
+        await using var host = new RouterHost(hostOptions, loggerFactory);
+        var demoUpstreams = new List<DemoUpstream>();
+        ConfigFileWatcher? watcher = null;
+        try
+        {
+            if (options.Demo)
+            {
+                var a = new DemoUpstream("A", new IPEndPoint(IPAddress.Loopback, 0), logger);
+                var b = new DemoUpstream("B", new IPEndPoint(IPAddress.Loopback, 0), logger);
+                demoUpstreams.Add(a);
+                demoUpstreams.Add(b);
+                var outcome = host.Applier.Apply(DemoConfig.Create(a.EndPoint, b.EndPoint), "demo");
+                if (!outcome.Applied)
+                {
+                    Console.Error.WriteLine("demo config invalid: " + string.Join("; ", outcome.Errors));
+                    return 1;
+                }
+            }
+            else if (options.ConfigFile is not null)
+            {
+                watcher = new ConfigFileWatcher(options.ConfigFile, host.Applier, loggerFactory);
+                var outcome = watcher.Reload();
+                if (!outcome.Applied)
+                {
+                    // At boot there is no last-known-good to fall back on: refuse to start, loudly.
+                    Console.Error.WriteLine($"{options.ConfigFile}: {outcome.Errors.Count} error(s)");
+                    foreach (var error in outcome.Errors)
+                    {
+                        Console.Error.WriteLine($"  {error.Path}: {error.Message}");
+                    }
+
+                    return 1;
+                }
+
+                host.Reload = watcher.Reload;
+                watcher.Start();
+            }
+            else
+            {
+                Console.Error.WriteLine("nothing to route: give --config FILE, --control-plane URL or --demo (see --help)");
+                return 2;
+            }
+
+            if (hostOptions.Listen.Count == 0 && (host.Table.Current?.Config.Listeners.Count ?? 0) == 0)
+            {
+                hostOptions.Listen.Add(new IPEndPoint(IPAddress.Loopback, 8080));
+            }
+
+            host.Start();
+            foreach (var endPoint in host.ListenEndPoints)
+            {
+                LogListening(logger, endPoint);
+            }
+
+            LogAdmin(logger, host.AdminEndPoint);
+            if (options.Demo)
+            {
+                PrintDemo(host);
+            }
+
+            await WaitForShutdownAsync(watcher, cancellationToken).ConfigureAwait(false);
+            LogDraining(logger, options.DrainTimeout);
+            await host.StopAsync(options.DrainTimeout).ConfigureAwait(false);
+            LogStopped(logger);
+            return 0;
+        }
+        finally
+        {
+            watcher?.Dispose();
+            foreach (var upstream in demoUpstreams)
+            {
+                await upstream.DisposeAsync().ConfigureAwait(false);
+            }
+        }
+    }
+
+    private static async Task WaitForShutdownAsync(ConfigFileWatcher? watcher, CancellationToken cancellationToken)
+    {
+        var stop = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context =>
+        {
+            context.Cancel = true;
+            stop.TrySetResult();
+        });
+        using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, context =>
+        {
+            context.Cancel = true;
+            stop.TrySetResult();
+        });
+        using var sighup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, context =>
+        {
+            context.Cancel = true;
+            watcher?.Reload();
+        });
+        using var registration = cancellationToken.Register(() => stop.TrySetResult());
+        await stop.Task.ConfigureAwait(false);
+    }
+
+    private static void PrintDemo(RouterHost host)
+    {
+        var proxy = host.ListenEndPoints[0];
+        var admin = host.AdminEndPoint;
+        Console.WriteLine();
+        Console.WriteLine($"Router demo is up on http://{proxy}  (admin on http://{admin})");
+        Console.WriteLine("Try:");
+        Console.WriteLine($"  curl -i http://{proxy}/api/hello          # round robin over upstreams A and B");
+        Console.WriteLine($"  curl -i http://{proxy}/                   # upstream A");
+        Console.WriteLine($"  curl -i -H 'Host: shop.demo.test' http://{proxy}/   # wildcard host -> upstream B");
+        Console.WriteLine($"  curl -i -X POST --data-binary @README.md http://{proxy}/api/upload   # streamed request body");
+        Console.WriteLine($"  curl -s http://{admin}/admin/config       # live config, version and hash");
+        Console.WriteLine($"  curl -s http://{admin}/admin/clusters     # destinations, in-flight, pooled connections");
+        Console.WriteLine("Press Ctrl+C to stop (in-flight requests drain first).");
+        Console.WriteLine();
+    }
+
+    internal static IPEndPoint ParseEndPoint(string text)
+    {
+        if (IPEndPoint.TryParse(text, out var endPoint) && endPoint.Port != 0 || text.EndsWith(":0", StringComparison.Ordinal) && IPEndPoint.TryParse(text, out endPoint))
+        {
+            return endPoint;
+        }
+
+        if (text.StartsWith("localhost:", StringComparison.OrdinalIgnoreCase) && int.TryParse(text.AsSpan(10), out int port))
+        {
+            return new IPEndPoint(IPAddress.Loopback, port);
+        }
+
+        throw new ArgumentException($"'{text}' is not IP:PORT");
+    }
+
+    [LoggerMessage(EventId = 1, Level = LogLevel.Information, Message = "Proxy listening on {EndPoint}")]
+    private static partial void LogListening(ILogger logger, IPEndPoint endPoint);
+
+    [LoggerMessage(EventId = 2, Level = LogLevel.Information, Message = "Admin listening on {EndPoint}")]
+    private static partial void LogAdmin(ILogger logger, IPEndPoint? endPoint);
+
+    [LoggerMessage(EventId = 3, Level = LogLevel.Information, Message = "Shutting down: draining in-flight requests for up to {Timeout}")]
+    private static partial void LogDraining(ILogger logger, TimeSpan timeout);
+
+    [LoggerMessage(EventId = 4, Level = LogLevel.Information, Message = "Stopped")]
+    private static partial void LogStopped(ILogger logger);
+}

@@ -1,0 +1,74 @@
+namespace Router.Net.Transport;
+
+/// <summary>Something with deadlines the heartbeat checks once per tick.</summary>
+internal interface IHeartbeatTarget
+{
+    void OnHeartbeat(long nowMs);
+}
+
+/// <summary>
+/// One timer for all connections (as Kestrel's heartbeat): timeouts cost a field write per request instead of a
+/// timer or CancellationTokenSource each. Resolution is the tick period.
+/// </summary>
+internal sealed class Heartbeat : IDisposable
+{
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<IHeartbeatTarget, byte> _targets = new();
+    private readonly List<Action<long>> _callbacks = [];
+    private readonly Timer _timer;
+    private int _running;
+
+    public Heartbeat(TimeSpan period)
+    {
+        _timer = new Timer(static state => ((Heartbeat)state!).Tick(), this, period, period);
+    }
+
+    public void Add(IHeartbeatTarget target) => _targets.TryAdd(target, 0);
+
+    public void Remove(IHeartbeatTarget target) => _targets.TryRemove(target, out _);
+
+    /// <summary>Adds a callback run on every tick (pool eviction and the like).</summary>
+    public void OnTick(Action<long> callback)
+    {
+        lock (_callbacks)
+        {
+            _callbacks.Add(callback);
+        }
+    }
+
+    public int Count => _targets.Count;
+
+    private void Tick()
+    {
+        // Skip a tick rather than overlap when the previous one is still running.
+        if (Interlocked.Exchange(ref _running, 1) != 0)
+        {
+            return;
+        }
+
+        try
+        {
+            long now = Environment.TickCount64;
+            foreach (var pair in _targets)
+            {
+                pair.Key.OnHeartbeat(now);
+            }
+
+            Action<long>[] callbacks;
+            lock (_callbacks)
+            {
+                callbacks = [.. _callbacks];
+            }
+
+            foreach (var callback in callbacks)
+            {
+                callback(now);
+            }
+        }
+        finally
+        {
+            Volatile.Write(ref _running, 0);
+        }
+    }
+
+    public void Dispose() => _timer.Dispose();
+}

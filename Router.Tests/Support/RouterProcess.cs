@@ -1,0 +1,178 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+
+namespace Router.Tests.Support;
+
+/// <summary>
+/// The real <c>router</c> executable as a child process: for tests that measure its memory, kill it, restart it,
+/// or send it signals.
+/// </summary>
+internal sealed class RouterProcess : IAsyncDisposable
+{
+    private readonly Process _process;
+    private readonly StringBuilder _output = new();
+
+    private RouterProcess(Process process, IPEndPoint endPoint, IPEndPoint admin)
+    {
+        _process = process;
+        EndPoint = endPoint;
+        AdminEndPoint = admin;
+    }
+
+    public IPEndPoint EndPoint { get; }
+
+    public IPEndPoint AdminEndPoint { get; }
+
+    public int Pid => _process.Id;
+
+    public bool HasExited => _process.HasExited;
+
+    public int ExitCode => _process.ExitCode;
+
+    public string Output
+    {
+        get
+        {
+            lock (_output)
+            {
+                return _output.ToString();
+            }
+        }
+    }
+
+    public static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    /// <summary>Starts the router with the given arguments plus its listen/admin ports; waits for /ready unless told not to.</summary>
+    public static async Task<RouterProcess> StartAsync(IEnumerable<string> args, bool waitReady = true, IDictionary<string, string>? environment = null)
+    {
+        var listen = new IPEndPoint(IPAddress.Loopback, FreePort());
+        var admin = new IPEndPoint(IPAddress.Loopback, FreePort());
+        var exe = Path.Combine(AppContext.BaseDirectory, "Router.Net");
+        var info = new ProcessStartInfo(exe)
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (var arg in args)
+        {
+            info.ArgumentList.Add(arg);
+        }
+
+        info.ArgumentList.Add("--listen");
+        info.ArgumentList.Add(listen.ToString());
+        info.ArgumentList.Add("--admin");
+        info.ArgumentList.Add(admin.ToString());
+        if (environment is not null)
+        {
+            foreach (var pair in environment)
+            {
+                info.Environment[pair.Key] = pair.Value;
+            }
+        }
+
+        var process = Process.Start(info)!;
+        var self = new RouterProcess(process, listen, admin);
+        process.OutputDataReceived += (_, e) => self.Append(e.Data);
+        process.ErrorDataReceived += (_, e) => self.Append(e.Data);
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        if (waitReady)
+        {
+            await self.WaitReadyAsync(TimeSpan.FromSeconds(20));
+        }
+
+        return self;
+    }
+
+    public async Task WaitReadyAsync(TimeSpan timeout)
+    {
+        using var client = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
+        var deadline = DateTime.UtcNow + timeout;
+        while (DateTime.UtcNow < deadline)
+        {
+            if (_process.HasExited)
+            {
+                throw new InvalidOperationException($"router exited with {_process.ExitCode}:\n{Output}");
+            }
+
+            try
+            {
+                using var response = await client.GetAsync(new Uri($"http://{AdminEndPoint}/ready"));
+                if (response.IsSuccessStatusCode)
+                {
+                    return;
+                }
+            }
+            catch (HttpRequestException)
+            {
+            }
+
+            await Task.Delay(25);
+        }
+
+        throw new TimeoutException("router not ready:\n" + Output);
+    }
+
+    /// <summary>Resident memory in bytes (VmRSS).</summary>
+    public long ResidentBytes()
+    {
+        foreach (var line in File.ReadLines($"/proc/{_process.Id}/status"))
+        {
+            if (line.StartsWith("VmRSS:", StringComparison.Ordinal))
+            {
+                var kb = line["VmRSS:".Length..].Trim().Split(' ')[0];
+                return long.Parse(kb, CultureInfo.InvariantCulture) * 1024;
+            }
+        }
+
+        return 0;
+    }
+
+    public void Signal(int signal)
+    {
+        using var kill = Process.Start("kill", $"-{signal} {_process.Id}");
+        kill.WaitForExit();
+    }
+
+    public void Kill() => _process.Kill(entireProcessTree: true);
+
+    public async Task<int> WaitForExitAsync(TimeSpan timeout)
+    {
+        using var cts = new CancellationTokenSource(timeout);
+        await _process.WaitForExitAsync(cts.Token);
+        return _process.ExitCode;
+    }
+
+    private void Append(string? line)
+    {
+        if (line is null)
+        {
+            return;
+        }
+
+        lock (_output)
+        {
+            _output.AppendLine(line);
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (!_process.HasExited)
+        {
+            _process.Kill(entireProcessTree: true);
+            await _process.WaitForExitAsync();
+        }
+
+        _process.Dispose();
+    }
+}

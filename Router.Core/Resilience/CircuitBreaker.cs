@@ -52,7 +52,7 @@ internal sealed class CircuitBreaker
     private readonly long _bucketMs;
     private readonly long[]? _buckets;
 
-    // (openUntilMs << 2) | state.
+    // (openUntilMs << 2) | Open, (trialRoundStartMs << 2) | HalfOpen, or 0 for Closed.
     private long _word;
     private int _consecutiveFailures;
     private int _trialsInFlight;
@@ -196,10 +196,35 @@ internal sealed class CircuitBreaker
         return word == ClosedWord || AllowsTrafficSlow(word, nowMs);
     }
 
+    /// <summary>Requests started and failures reported in the rolling window ending at <paramref name="nowMs"/> (0, 0 without a ratio trigger).</summary>
+    public (long Requests, long Failures) WindowCounts(long nowMs)
+    {
+        if (_buckets is null)
+        {
+            return (0, 0);
+        }
+
+        long index = nowMs / _bucketMs;
+        long requests = 0;
+        long failures = 0;
+        for (int i = 0; i < BucketCount; i++)
+        {
+            long value = Volatile.Read(ref _buckets![i]);
+            long age = (index - (value & TagMask)) & TagMask;
+            if (age < BucketCount)
+            {
+                requests += (value >>> RequestShift) & CountMax;
+                failures += (value >>> FailureShift) & CountMax;
+            }
+        }
+
+        return (requests, failures);
+    }
+
     private bool AllowsTrafficSlow(long word, long nowMs) => (CircuitState)(word & StateMask) switch
     {
         CircuitState.Open => nowMs >= word >> 2,
-        CircuitState.HalfOpen => Volatile.Read(ref _trialsInFlight) < _halfOpenTrials,
+        CircuitState.HalfOpen => Volatile.Read(ref _trialsInFlight) < _halfOpenTrials || TrialsPresumedLost(word, nowMs),
         _ => true,
     };
 
@@ -226,7 +251,8 @@ internal sealed class CircuitBreaker
                     return false;
                 }
 
-                long halfOpen = (word & ~StateMask) | (long)CircuitState.HalfOpen;
+                // While half-open the word holds when the round of trials began.
+                long halfOpen = (nowMs << 2) | (long)CircuitState.HalfOpen;
                 long seen = Interlocked.CompareExchange(ref _word, halfOpen, word);
                 if (seen != word)
                 {
@@ -248,9 +274,25 @@ internal sealed class CircuitBreaker
                 trials = seen;
             }
 
-            return false;
+            if (!TrialsPresumedLost(word, nowMs))
+            {
+                return false;
+            }
+
+            // Every slot has been held for a whole break: start a new round of trials.
+            long renewed = (nowMs << 2) | (long)CircuitState.HalfOpen;
+            if (Interlocked.CompareExchange(ref _word, renewed, word) == word)
+            {
+                Volatile.Write(ref _trialsInFlight, 0);
+            }
+
+            word = Volatile.Read(ref _word);
         }
     }
+
+    // The half-open round began at (word >> 2). A trial unanswered for a whole break is presumed lost (a caller
+    // that never reported it), so a dropped permit cannot keep the destination out of rotation forever.
+    private bool TrialsPresumedLost(long word, long nowMs) => nowMs - (word >> 2) >= _breakMs;
 
     private void TryOpen(long expectedWord, long nowMs)
     {
@@ -337,19 +379,7 @@ internal sealed class CircuitBreaker
 
     private bool RatioReached(long nowMs)
     {
-        long index = nowMs / _bucketMs;
-        long requests = 0;
-        long failures = 0;
-        for (int i = 0; i < BucketCount; i++)
-        {
-            long value = Volatile.Read(ref _buckets![i]);
-            long age = (index - (value & TagMask)) & TagMask;
-            if (age < BucketCount)
-            {
-                requests += (value >>> RequestShift) & CountMax;
-                failures += (value >>> FailureShift) & CountMax;
-            }
-        }
+        (long requests, long failures) = WindowCounts(nowMs);
 
         // Requests are counted when they start and failures when they end, so a failure can land in a later
         // bucket than its request; the ratio is a rate estimate, not an exact fraction.

@@ -146,6 +146,36 @@ public sealed class CircuitBreakerTests
     }
 
     [Test]
+    public void HalfOpen_LateFirstRequest_StillAdmitsOnlyOneTrial()
+    {
+        var breaker = new CircuitBreaker(consecutiveFailures: 1, breakMs: BreakMs);
+        Fail(breaker, 0, 1);
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(breaker.TryAcquire(5 * BreakMs, out _), Is.True);
+            Assert.That(breaker.TryAcquire((5 * BreakMs) + 1, out _), Is.False);
+        });
+    }
+
+    [Test]
+    public void HalfOpen_TrialNeverReported_IsReissuedAfterABreak()
+    {
+        var breaker = new CircuitBreaker(consecutiveFailures: 1, breakMs: BreakMs);
+        Fail(breaker, 0, 1);
+        Assert.That(breaker.TryAcquire(BreakMs, out _), Is.True); // this permit is lost
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(breaker.TryAcquire((2 * BreakMs) - 1, out _), Is.False);
+            Assert.That(breaker.AllowsTraffic(2 * BreakMs), Is.True);
+            Assert.That(breaker.TryAcquire(2 * BreakMs, out bool isTrial), Is.True);
+            Assert.That(isTrial, Is.True);
+            Assert.That(breaker.TryAcquire(2 * BreakMs, out _), Is.False);
+        });
+    }
+
+    [Test]
     public void HalfOpen_TrialSuccess_Closes()
     {
         var breaker = new CircuitBreaker(consecutiveFailures: 2, breakMs: BreakMs);
@@ -211,6 +241,20 @@ public sealed class CircuitBreakerTests
         breaker.OnFailure(500, early);
 
         Assert.That(breaker.OpenUntilMs, Is.EqualTo(BreakMs), "a late failure does not extend the break");
+    }
+
+    [Test]
+    public void WindowCounts_ReportRequestsAndFailuresInTheWindow()
+    {
+        var breaker = new CircuitBreaker(consecutiveFailures: 0, breakMs: BreakMs, failureRatio: 0.9, minimumRequests: 100, windowMs: 1000);
+        Succeed(breaker, 0, 3);
+        Fail(breaker, 500, 2);
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(breaker.WindowCounts(900), Is.EqualTo((5L, 2L)));
+            Assert.That(breaker.WindowCounts(1200), Is.EqualTo((2L, 2L)), "the first bucket has left the window");
+        });
     }
 
     private static void Fail(CircuitBreaker breaker, long nowMs, int count)

@@ -137,6 +137,19 @@ public sealed class ActiveHealthProberTests
         Assert.That(_prober.Count, Is.EqualTo(1));
     }
 
+    [Test]
+    public async Task Watch_SameKeyNewSettings_ReplacesTheLoop()
+    {
+        var state = new HealthState();
+        _prober.Watch("dest", _upstream.EndPoint, "upstream.test", "/old", IntervalMs, TimeoutMs, 200, 399, state);
+        await WaitUntilAsync(() => _upstream.LastRequest?.StartsWith("GET /old ", StringComparison.Ordinal) == true);
+
+        _prober.Watch("dest", _upstream.EndPoint, "upstream.test", "/new", IntervalMs, TimeoutMs, 200, 399, state);
+        await WaitUntilAsync(() => _upstream.LastRequest?.StartsWith("GET /new ", StringComparison.Ordinal) == true);
+
+        Assert.That(_prober.Count, Is.EqualTo(1));
+    }
+
     [TestCase("healthz")]
     [TestCase("/health z")]
     [TestCase("/health\r\nX: y")]

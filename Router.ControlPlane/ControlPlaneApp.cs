@@ -30,6 +30,8 @@ internal static class ControlPlaneApp
         // No args: our flags must not leak into ASP.NET configuration.
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = [] });
         builder.Logging.SetMinimumLevel(options.MinimumLogLevel);
+        // Per-request framework logs drown the fleet events; "Now listening on" (Microsoft.Hosting.Lifetime) stays.
+        builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             kestrel.Listen(options.Listen, listen =>

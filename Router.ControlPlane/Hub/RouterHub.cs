@@ -1,0 +1,261 @@
+using System.Buffers;
+using System.Net.WebSockets;
+using Router.ControlPlane.Api;
+using Router.ControlPlane.Store;
+using Router.Core.ControlPlane;
+
+namespace Router.ControlPlane.Hub;
+
+/// <summary>
+/// The <c>/ws/router</c> endpoint: authenticates the upgrade, waits for <c>hello</c>, then keeps the router on the
+/// newest config version and records its ack/nack/heartbeat frames in the <see cref="FleetStatus"/>.
+/// </summary>
+internal sealed partial class RouterHub
+{
+    private readonly ConfigStore _store;
+    private readonly FleetStatus _fleet;
+    private readonly ControlPlaneOptions _options;
+    private readonly ILogger<RouterHub> _logger;
+    private readonly Lock _gate = new();
+    private readonly Dictionary<long, RouterSession> _sessions = [];
+    private long _nextSessionId;
+
+    public RouterHub(ConfigStore store, FleetStatus fleet, ControlPlaneOptions options, ILogger<RouterHub> logger)
+    {
+        _store = store;
+        _fleet = fleet;
+        _options = options;
+        _logger = logger;
+        _store.Published += Publish;
+    }
+
+    /// <summary>Connected sessions (for tests and diagnostics).</summary>
+    public int SessionCount
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _sessions.Count;
+            }
+        }
+    }
+
+    public async Task HandleAsync(HttpContext context, CancellationToken stopping)
+    {
+        // The token is checked before the upgrade: an unauthenticated client gets a plain 401 and no frame at all.
+        if (!BearerToken.Matches(context.Request, _options.RouterToken))
+        {
+            context.Response.StatusCode = StatusCodes.Status401Unauthorized;
+            return;
+        }
+
+        if (!context.WebSockets.IsWebSocketRequest)
+        {
+            context.Response.StatusCode = StatusCodes.Status400BadRequest;
+            return;
+        }
+
+        using var socket = await context.WebSockets.AcceptWebSocketAsync(new WebSocketAcceptContext
+        {
+            KeepAliveInterval = _options.KeepAliveInterval,
+            KeepAliveTimeout = _options.ReceiveTimeout,
+        });
+        using var session = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, stopping);
+        var remote = context.Connection.RemoteIpAddress is { } ip ? ip + ":" + context.Connection.RemotePort : null;
+        try
+        {
+            await RunSessionAsync(socket, remote, session, stopping);
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or WebSocketException or InvalidDataException or IOException)
+        {
+            LogSessionEnded(_logger, remote, ex.Message);
+        }
+        finally
+        {
+            await CloseQuietlyAsync(socket, stopping.IsCancellationRequested ? "control plane shutting down" : "bye");
+        }
+    }
+
+    private async Task RunSessionAsync(WebSocket socket, string? remote, CancellationTokenSource session, CancellationToken stopping)
+    {
+        var buffer = new ArrayBufferWriter<byte>(4096);
+        session.CancelAfter(_options.ReceiveTimeout);
+        if (!await ReceiveFrameAsync(socket, buffer, session.Token)
+            || !ControlPlaneCodec.TryParse(buffer.WrittenSpan, out var first, out _)
+            || first is not HelloMessage hello
+            || string.IsNullOrWhiteSpace(hello.NodeId))
+        {
+            await CloseQuietlyAsync(socket, "expected hello", WebSocketCloseStatus.PolicyViolation);
+            return;
+        }
+
+        var router = new RouterSession(Interlocked.Increment(ref _nextSessionId), hello.NodeId, socket);
+        lock (_gate)
+        {
+            _sessions.Add(router.Id, router);
+        }
+
+        // Registered before reading Current: a version published in between reaches the session either way,
+        // and Offer ignores anything older than what it already holds.
+        var current = _store.Current;
+        var upToDate = current is not null && hello.ConfigHash == current.Hash;
+        _fleet.Connected(router.Id, hello.NodeId, hello.RouterVersion, remote, upToDate ? current!.Version : hello.ConfigVersion, hello.ConfigHash);
+        LogHello(_logger, hello.NodeId, remote, hello.ConfigVersion, upToDate);
+        if (current is not null)
+        {
+            if (upToDate)
+            {
+                router.MarkAlreadyHas(current.Version);
+            }
+            else
+            {
+                router.Offer(current);
+            }
+        }
+
+        var sendLoop = SendUntilFailureAsync(router, session);
+        try
+        {
+            await ReceiveLoopAsync(socket, router, buffer, session);
+        }
+        finally
+        {
+            lock (_gate)
+            {
+                _sessions.Remove(router.Id);
+            }
+
+            _fleet.Disconnected(router.Id, router.NodeId);
+            LogDisconnected(_logger, router.NodeId, remote);
+            await session.CancelAsync();
+            try
+            {
+                await sendLoop;
+            }
+            catch (Exception ex) when (ex is OperationCanceledException or WebSocketException or IOException)
+            {
+                // The receive side already decided the session is over.
+            }
+        }
+    }
+
+    /// <summary>Runs the send loop; a failed send ends the whole session (the receive side is cancelled too).</summary>
+    private async Task SendUntilFailureAsync(RouterSession router, CancellationTokenSource session)
+    {
+        try
+        {
+            await router.RunSendLoopAsync(_options.HeartbeatInterval, () => _store.Current?.Version, session.Token);
+        }
+        finally
+        {
+            await session.CancelAsync();
+        }
+    }
+
+    private async Task ReceiveLoopAsync(WebSocket socket, RouterSession router, ArrayBufferWriter<byte> buffer, CancellationTokenSource session)
+    {
+        while (true)
+        {
+            // No frame (heartbeat included) for 3 heartbeat intervals: the router is gone.
+            session.CancelAfter(_options.ReceiveTimeout);
+
+            if (!await ReceiveFrameAsync(socket, buffer, session.Token))
+            {
+                return;
+            }
+
+            if (!ControlPlaneCodec.TryParse(buffer.WrittenSpan, out var message, out var error))
+            {
+                LogBadFrame(_logger, router.NodeId, error ?? "unknown");
+                continue;
+            }
+
+            switch (message)
+            {
+                case AckMessage ack:
+                    _fleet.Acked(router.Id, router.NodeId, ack.Version, ack.Hash);
+                    LogAck(_logger, router.NodeId, ack.Version);
+                    break;
+                case NackMessage nack:
+                    _fleet.Nacked(router.Id, router.NodeId, nack.Version, nack.Errors ?? []);
+                    LogNack(_logger, router.NodeId, nack.Version, nack.Errors?.Count ?? 0);
+                    break;
+                default:
+                    _fleet.Seen(router.Id, router.NodeId);
+                    break;
+            }
+        }
+    }
+
+    private void Publish(StoredConfig config)
+    {
+        lock (_gate)
+        {
+            foreach (var session in _sessions.Values)
+            {
+                session.Offer(config);
+            }
+        }
+    }
+
+    private static async ValueTask<bool> ReceiveFrameAsync(WebSocket socket, ArrayBufferWriter<byte> buffer, CancellationToken ct)
+    {
+        buffer.ResetWrittenCount();
+        while (true)
+        {
+            var result = await socket.ReceiveAsync(buffer.GetMemory(16 * 1024), ct);
+            if (result.MessageType == WebSocketMessageType.Close)
+            {
+                return false;
+            }
+
+            buffer.Advance(result.Count);
+            if (buffer.WrittenCount > ControlPlaneCodec.MaxFrameBytes)
+            {
+                throw new InvalidDataException($"a router frame exceeded {ControlPlaneCodec.MaxFrameBytes} bytes");
+            }
+
+            if (result.EndOfMessage)
+            {
+                return true;
+            }
+        }
+    }
+
+    private static async Task CloseQuietlyAsync(WebSocket socket, string reason, WebSocketCloseStatus status = WebSocketCloseStatus.NormalClosure)
+    {
+        if (socket.State is not (WebSocketState.Open or WebSocketState.CloseReceived))
+        {
+            return;
+        }
+
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+        try
+        {
+            await socket.CloseOutputAsync(status, reason, timeout.Token);
+        }
+        catch (Exception ex) when (ex is WebSocketException or OperationCanceledException or IOException or ObjectDisposedException)
+        {
+            // Best effort: the router may already be gone.
+        }
+    }
+
+    [LoggerMessage(EventId = 2001, Level = LogLevel.Information, Message = "Router {NodeId} connected from {Remote} running version {Version} (up to date: {UpToDate})")]
+    private static partial void LogHello(ILogger logger, string nodeId, string? remote, long? version, bool upToDate);
+
+    [LoggerMessage(EventId = 2002, Level = LogLevel.Information, Message = "Router {NodeId} ({Remote}) disconnected")]
+    private static partial void LogDisconnected(ILogger logger, string nodeId, string? remote);
+
+    [LoggerMessage(EventId = 2003, Level = LogLevel.Information, Message = "Router {NodeId} applied version {Version}")]
+    private static partial void LogAck(ILogger logger, string nodeId, long version);
+
+    [LoggerMessage(EventId = 2004, Level = LogLevel.Warning, Message = "Router {NodeId} rejected version {Version} with {ErrorCount} error(s)")]
+    private static partial void LogNack(ILogger logger, string nodeId, long version, int errorCount);
+
+    [LoggerMessage(EventId = 2005, Level = LogLevel.Warning, Message = "Ignored a malformed frame from router {NodeId}: {Error}")]
+    private static partial void LogBadFrame(ILogger logger, string nodeId, string error);
+
+    [LoggerMessage(EventId = 2006, Level = LogLevel.Information, Message = "Router session from {Remote} ended: {Reason}")]
+    private static partial void LogSessionEnded(ILogger logger, string? remote, string reason);
+}

@@ -50,7 +50,7 @@ public static class ConfigLoader
             utf8Json = utf8Json[Encoding.UTF8.Preamble.Length..];
         }
 
-        if (utf8Json.Trim(" \t\r\n"u8).IsEmpty)
+        if (!HasValue(utf8Json))
         {
             return Invalid(new ConfigError("$", "the document is empty; expected a JSON object with routes and clusters"));
         }
@@ -186,12 +186,41 @@ public static class ConfigLoader
         }
 
         message = message.TrimEnd('.', ' ');
+        if (message.StartsWith("Expected depth to be zero", StringComparison.Ordinal))
+        {
+            message = "the document ends before every object and array is closed";
+        }
         if (ex.LineNumber is not { } line || ex.BytePositionInLine is not { } bytePosition)
         {
             return new ConfigError("$", $"the document is not valid JSON: {message}");
         }
 
         return new ConfigError("$", $"line {line + 1}, column {Column(utf8Json, line, bytePosition)}: the document is not valid JSON: {message}");
+    }
+
+    // Whitespace and comments only count as an empty document, not as malformed JSON.
+    private static bool HasValue(ReadOnlySpan<byte> utf8Json)
+    {
+        var reader = new Utf8JsonReader(utf8Json, new JsonReaderOptions { CommentHandling = JsonCommentHandling.Allow });
+        try
+        {
+            while (reader.Read())
+            {
+                if (reader.TokenType != JsonTokenType.Comment)
+                {
+                    return true;
+                }
+            }
+
+            return false;
+        }
+        catch (JsonException)
+        {
+            // The reader refuses a document with no value; anything but whitespace after the last comment is content
+            // (malformed), which the parser then reports with its position.
+            return reader.TokenType is not (JsonTokenType.None or JsonTokenType.Comment)
+                || !utf8Json[(int)reader.BytesConsumed..].Trim(" \t\r\n"u8).IsEmpty;
+        }
     }
 
     // The reader reports a 0-based byte offset within the line; people count characters from 1.

@@ -89,7 +89,12 @@ internal static class ConfigSyntax
             host = host.ToLowerInvariant();
         }
 
-        if (portText.Length is 0 or > 5 || !AllDigits(portText))
+        if (portText.Length == 0)
+        {
+            return $"'{value}' has no port; expected {example}";
+        }
+
+        if (portText.Length > 5 || !AllDigits(portText))
         {
             return $"'{portText}' is not a valid port; expected a number from {minPort} to 65535";
         }

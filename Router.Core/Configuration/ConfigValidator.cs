@@ -174,7 +174,7 @@ internal sealed class ConfigValidator
             }
         }
 
-        string methodKey = methods.Count == 0 ? "any method" : string.Join(",", methods);
+        string methodKey = methods.Count == 0 ? "any method" : "methods " + string.Join(",", methods);
         var hosts = new List<string>();
         foreach (string? host in match.Hosts ?? [])
         {
@@ -195,8 +195,8 @@ internal sealed class ConfigValidator
             if (firstByMatch.TryGetValue(key, out int other))
             {
                 string hostText = host.Length == 0 ? "any host" : $"host '{host}'";
-                Error(path, $"route '{route.Id}' matches the same {hostText}, path prefix '{match.PathPrefix}' and methods ({methodKey}) " +
-                            $"as route '{routes[other]!.Id}' at $.routes[{other}]; only one of them could ever be chosen");
+                Error(path, $"route '{route.Id}' matches {hostText}, path prefix '{match.PathPrefix}' and {methodKey} exactly like " +
+                            $"route '{routes[other]!.Id}' at $.routes[{other}]; only one of them could ever be chosen");
                 return;
             }
         }

@@ -12,6 +12,9 @@ public sealed class ConfigLoaderJsonTests
     {
         yield return Case("EmptyDocument", "", "$", "empty");
         yield return Case("WhitespaceOnlyDocument", " \r\n\t ", "$", "empty");
+        yield return Case("CommentOnlyDocument", "// nothing here\n/* still nothing */", "$", "empty");
+        yield return Case("GarbageAfterComment", "// header\n nonsense", "$", "line 2, column 3: the document is not valid JSON");
+        yield return Case("UnterminatedComment", "/* never closed", "$", "line 1, column 1: the document is not valid JSON");
         yield return Case("RootIsArray", "[]", "$", "must be a JSON object");
         yield return Case("RootIsString", "\"routes\"", "$", "must be a JSON object");
         yield return Case("UnknownRootField", Document(extra: "\"rotes\": []"), "$.rotes", "unknown field 'rotes'; did you mean 'routes'?");
@@ -75,7 +78,7 @@ public sealed class ConfigLoaderJsonTests
 
         ConfigError error = AssertSingleError(json, "$", "not valid JSON");
 
-        Assert.That(error.Message, Does.StartWith("line 3, column "));
+        Assert.That(error.Message, Is.EqualTo("line 3, column 29: the document is not valid JSON: the document ends before every object and array is closed"));
     }
 
     [Test]

@@ -76,10 +76,10 @@ public sealed class ConfigValidatorTests
                 { "id": "a", "match": { "hosts": ["A.example"], "pathPrefix": "/x", "methods": ["GET", "post"] }, "cluster": "c" },
                 { "id": "b", "match": { "hosts": ["a.EXAMPLE"], "pathPrefix": "/x", "methods": ["POST", "get"] }, "cluster": "c" }
                 """),
-            "$.routes[1].match", "route 'b' matches the same host 'a.example', path prefix '/x' and methods (GET,POST) as route 'a' at $.routes[0]");
+            "$.routes[1].match", "route 'b' matches host 'a.example', path prefix '/x' and methods GET,POST exactly like route 'a' at $.routes[0]");
         yield return Case("TwoCatchAllRoutes",
             Document(routes: """{ "id": "a", "cluster": "c" }, { "id": "b", "cluster": "c" }"""),
-            "$.routes[1].match", "matches the same any host, path prefix '/' and methods (any method)");
+            "$.routes[1].match", "matches any host, path prefix '/' and any method exactly like route 'a'");
 
         // Ranges.
         yield return Case("RouteTimeoutZero", Document(routes: """{ "id": "r", "cluster": "c", "timeoutMs": 0 }"""), "$.routes[0].timeoutMs", "greater than 0 and at most 86400000 ms (1 day), got 0");

@@ -261,7 +261,14 @@ internal sealed class ConfigValidator
                 Error(path + ".id", $"duplicate cluster id '{cluster.Id}'; it is already used by $.clusters[{_clusterIndex[cluster.Id]}]");
             }
 
-            ValidateDestinations(List(cluster.Destinations, path + ".destinations"), path + ".destinations");
+            if (cluster.Destinations is null)
+            {
+                Error(path + ".destinations", "must not be null; a cluster needs at least one destination");
+            }
+            else
+            {
+                ValidateDestinations(cluster.Destinations, path + ".destinations");
+            }
             if (Array.IndexOf(LoadBalancingPolicies, cluster.LoadBalancing) < 0)
             {
                 Error(path + ".loadBalancing", $"unknown load balancing policy '{cluster.LoadBalancing}'; expected one of {string.Join(", ", LoadBalancingPolicies)}");

@@ -297,7 +297,6 @@ public sealed class ConfigValidatorTests
             "$.routes[0].match",
             "$.routes[0].cluster",
             "$.clusters[0].destinations",
-            "$.clusters[0].destinations",
             "$.clusters[0].idleTimeoutMs",
             "$.listeners[0]",
         ];

@@ -19,8 +19,37 @@ public sealed record RouterConfig
 /// <summary>A listener address, optionally with TLS.</summary>
 public sealed record ListenerConfig
 {
-    /// <summary>IP:PORT to bind.</summary>
+    /// <summary>IP:PORT to bind (IPv4 or <c>[IPv6]:port</c>). Port 0 asks the OS for a free port.</summary>
     public string Address { get; init; } = "";
+
+    /// <summary>TLS termination on this listener; null means plain HTTP.</summary>
+    public ListenerTlsConfig? Tls { get; init; }
+}
+
+/// <summary>TLS termination settings of a listener.</summary>
+public sealed record ListenerTlsConfig
+{
+    /// <summary>Server certificates, chosen by SNI host name. At least one is required.</summary>
+    public IReadOnlyList<ListenerCertificateConfig> Certificates { get; init; } = [];
+
+    /// <summary>
+    /// Index into <see cref="Certificates"/> of the certificate used when the client sends no SNI name or one that no
+    /// certificate lists. Null means the first certificate.
+    /// </summary>
+    public int? DefaultCertificate { get; init; }
+}
+
+/// <summary>One server certificate of a TLS listener (PEM files).</summary>
+public sealed record ListenerCertificateConfig
+{
+    /// <summary>Path of the PEM certificate (chain) file.</summary>
+    public string CertFile { get; init; } = "";
+
+    /// <summary>Path of the PEM private key file.</summary>
+    public string KeyFile { get; init; } = "";
+
+    /// <summary>SNI host names (exact or <c>*.suffix</c>) this certificate serves. Empty: only as the default certificate.</summary>
+    public IReadOnlyList<string> Hosts { get; init; } = [];
 }
 
 /// <summary>One route: what it matches and which cluster serves it.</summary>
@@ -87,6 +116,76 @@ public sealed record ClusterConfig
 
     /// <summary>Idle time allowed while streaming a body in either direction. Default 60000 ms.</summary>
     public int IdleTimeoutMs { get; init; } = 60000;
+
+    /// <summary>
+    /// Id of the cluster that serves when this cluster has no available destination. Fallbacks chain: a route whose
+    /// cluster is unavailable uses the route's <see cref="RouteConfig.FallbackCluster"/> if given, else this one, and
+    /// so on down each cluster's fallback. A chain that comes back to a cluster already in it is rejected.
+    /// </summary>
+    public string? FallbackCluster { get; init; }
+
+    /// <summary>Passive health (outlier ejection) from live traffic; null disables it.</summary>
+    public PassiveHealthConfig? PassiveHealth { get; init; }
+
+    /// <summary>
+    /// When every destination is unhealthy or ejected, send to all of them anyway instead of answering 503
+    /// (Envoy's panic threshold, at 0%). Default false.
+    /// </summary>
+    public bool PanicMode { get; init; }
+
+    /// <summary>Retries of idempotent requests that failed before any response byte; null disables retries.</summary>
+    public RetryConfig? Retry { get; init; }
+
+    /// <summary>TLS to the upstream destinations; null means plain HTTP.</summary>
+    public UpstreamTlsConfig? Tls { get; init; }
+}
+
+/// <summary>Passive health: eject a destination after consecutive failed requests, for a while.</summary>
+public sealed record PassiveHealthConfig
+{
+    /// <summary>Consecutive failed requests (connect errors, timeouts, 5xx) that eject a destination. Default 5.</summary>
+    public int ConsecutiveFailures { get; init; } = 5;
+
+    /// <summary>How long an ejected destination stays out. Default 30000 ms.</summary>
+    public int EjectionMs { get; init; } = 30000;
+
+    /// <summary>Most destinations, in percent of the cluster, that may be ejected at once (0..100). Default 50.</summary>
+    public int MaxEjectionPercent { get; init; } = 50;
+}
+
+/// <summary>Retry policy with a retry budget so retries cannot multiply load during an outage.</summary>
+public sealed record RetryConfig
+{
+    /// <summary>Whether retries happen. Default true (present record means on unless switched off).</summary>
+    public bool Enabled { get; init; } = true;
+
+    /// <summary>Attempts per request including the first (1..10). Default 2.</summary>
+    public int MaxAttempts { get; init; } = 2;
+
+    /// <summary>Retries in flight allowed, in percent of requests in flight to the cluster (0..100). Default 20.</summary>
+    public int BudgetPercent { get; init; } = 20;
+
+    /// <summary>Retries in flight always allowed whatever the budget (Envoy's min_retry_concurrency). Default 3.</summary>
+    public int MinConcurrent { get; init; } = 3;
+}
+
+/// <summary>TLS from the router to a cluster's destinations.</summary>
+public sealed record UpstreamTlsConfig
+{
+    /// <summary>Whether to use TLS upstream. Default true (present record means on unless switched off).</summary>
+    public bool Enabled { get; init; } = true;
+
+    /// <summary>SNI name and the name the server certificate must match; null uses the destination host.</summary>
+    public string? ServerName { get; init; }
+
+    /// <summary>PEM file of CA certificates to trust instead of the system store; null uses the system store.</summary>
+    public string? CaFile { get; init; }
+
+    /// <summary>PEM client certificate for mutual TLS; requires <see cref="ClientKeyFile"/>.</summary>
+    public string? ClientCertFile { get; init; }
+
+    /// <summary>PEM private key of <see cref="ClientCertFile"/>.</summary>
+    public string? ClientKeyFile { get; init; }
 }
 
 /// <summary>One upstream destination.</summary>
@@ -113,6 +212,12 @@ public sealed record HealthCheckConfig
 
     /// <summary>Consecutive successes that mark a destination up again.</summary>
     public int HealthyThreshold { get; init; } = 2;
+
+    /// <summary>Lowest probe response status counted healthy (100..599). Default 200.</summary>
+    public int ExpectedStatusMin { get; init; } = 200;
+
+    /// <summary>Highest probe response status counted healthy (100..599, at least the minimum). Default 399.</summary>
+    public int ExpectedStatusMax { get; init; } = 399;
 }
 
 /// <summary>Circuit breaker settings.</summary>
@@ -123,4 +228,19 @@ public sealed record CircuitBreakerConfig
 
     /// <summary>How long the breaker stays open before letting trial requests through.</summary>
     public int BreakMs { get; init; } = 10000;
+
+    /// <summary>
+    /// Failure ratio (greater than 0, at most 1) over <see cref="WindowMs"/> that also opens the breaker once
+    /// <see cref="MinimumRequests"/> were seen in the window. Null (default) turns the ratio rule off.
+    /// </summary>
+    public double? FailureRatio { get; init; }
+
+    /// <summary>Requests needed in the window before <see cref="FailureRatio"/> is judged. Default 20.</summary>
+    public int MinimumRequests { get; init; } = 20;
+
+    /// <summary>Sliding window of the failure ratio. Default 10000 ms.</summary>
+    public int WindowMs { get; init; } = 10000;
+
+    /// <summary>Trial requests let through while half-open; all must succeed to close the breaker. Default 1.</summary>
+    public int HalfOpenTrials { get; init; } = 1;
 }

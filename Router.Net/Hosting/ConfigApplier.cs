@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Logging;
 using Router.Core.Configuration;
 using Router.Core.Routing;
+using Router.Net.ControlPlane;
 using Router.Net.Forwarding;
 
 namespace Router.Net.Hosting;
@@ -15,7 +16,7 @@ internal sealed record ApplyFailure(DateTimeOffset At, string Source, IReadOnlyL
 /// The one validate-compile-swap path every config source goes through (file, SIGHUP, admin reload, control plane,
 /// cache, embedding API). Applies are serialised; requests never wait for them.
 /// </summary>
-internal sealed partial class ConfigApplier
+internal sealed partial class ConfigApplier : IConfigSink
 {
     private readonly RoutingTable _table;
     private readonly ILogger _logger;
@@ -35,6 +36,21 @@ internal sealed partial class ConfigApplier
     public RoutingSnapshot? Current => _table.Current;
 
     public ApplyFailure? LastFailure => Volatile.Read(ref _lastFailure);
+
+    (long? Version, string Hash) IConfigSink.Current
+    {
+        get
+        {
+            var info = _table.Current?.Info;
+            return info is null ? (null, "") : (info.Version, info.Hash);
+        }
+    }
+
+    ConfigApplyResult IConfigSink.Apply(ReadOnlyMemory<byte> configJson, string source, long? version)
+    {
+        var outcome = Apply(configJson.Span, source, version);
+        return new ConfigApplyResult(outcome.Applied, outcome.Hash, outcome.Applied ? version : null, outcome.Errors);
+    }
 
     public ApplyOutcome Apply(ReadOnlySpan<byte> json, string source, long? version = null)
     {

@@ -2,6 +2,7 @@ using System.Net;
 using System.Runtime.InteropServices;
 using Microsoft.Extensions.Logging;
 using Router.Core.Configuration;
+using Router.Net.ControlPlane;
 using Router.Net.Demo;
 
 namespace Router.Net.Hosting;
@@ -35,16 +36,7 @@ internal static partial class RouterApp
 {
     public static int Validate(string path)
     {
-        ConfigLoadResult result;
-        try
-        {
-            result = ConfigLoader.Load(File.ReadAllBytes(path));
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-        {
-            result = new ConfigLoadResult { Errors = [new ConfigError("$", $"cannot read {path}: {ex.Message}")] };
-        }
-
+        var result = ConfigLoader.LoadFile(path);
         if (result.IsValid)
         {
             Console.WriteLine($"{path}: valid ({result.Config!.Routes.Count} routes, {result.Config.Clusters.Count} clusters, hash {result.Hash})");
@@ -84,6 +76,7 @@ internal static partial class RouterApp
         await using var host = new RouterHost(hostOptions, loggerFactory);
         var demoUpstreams = new List<DemoUpstream>();
         ConfigFileWatcher? watcher = null;
+        ControlPlaneClient? controlPlane = null;
         try
         {
             if (options.Demo)
@@ -99,6 +92,48 @@ internal static partial class RouterApp
                     return 1;
                 }
             }
+            else if (options.ControlPlane is not null)
+            {
+                // Boot order: last-known-good cache first (it is what the fleet last agreed on), then the
+                // --config file as a fallback; routing starts before the control plane answers, or without it.
+                if (options.CacheDir is not null && LastKnownGoodCache.TryLoad(options.CacheDir, out var cached, out long? version, out _))
+                {
+                    var outcome = host.Applier.Apply(cached, "cache", version);
+                    LogBootFromCache(logger, outcome.Applied, options.CacheDir);
+                }
+
+                if (host.Table.Current is null && options.ConfigFile is not null)
+                {
+                    var loaded = ConfigLoader.LoadFile(options.ConfigFile);
+                    if (!loaded.IsValid)
+                    {
+                        PrintErrors(options.ConfigFile, loaded.Errors);
+                        return 1;
+                    }
+
+                    host.Applier.Apply(loaded.Config!, "file:" + options.ConfigFile);
+                }
+
+                if (options.TokenFile is null)
+                {
+                    Console.Error.WriteLine("--control-plane needs --token-file");
+                    return 2;
+                }
+
+                var uri = new Uri(options.ControlPlane);
+                controlPlane = new ControlPlaneClient(
+                    new ControlPlaneClientOptions
+                    {
+                        Uri = uri,
+                        Token = File.ReadAllText(options.TokenFile).Trim(),
+                        NodeId = options.NodeId ?? Environment.MachineName,
+                        CacheDirectory = options.CacheDir,
+                        CaFile = options.CaFile,
+                    },
+                    host.Applier,
+                    loggerFactory.CreateLogger<ControlPlaneClient>());
+                host.ControlPlaneStatus = new ControlPlaneStatus(controlPlane, uri);
+            }
             else if (options.ConfigFile is not null)
             {
                 watcher = new ConfigFileWatcher(options.ConfigFile, host.Applier, loggerFactory);
@@ -106,12 +141,7 @@ internal static partial class RouterApp
                 if (!outcome.Applied)
                 {
                     // At boot there is no last-known-good to fall back on: refuse to start, loudly.
-                    Console.Error.WriteLine($"{options.ConfigFile}: {outcome.Errors.Count} error(s)");
-                    foreach (var error in outcome.Errors)
-                    {
-                        Console.Error.WriteLine($"  {error.Path}: {error.Message}");
-                    }
-
+                    PrintErrors(options.ConfigFile, outcome.Errors);
                     return 1;
                 }
 
@@ -136,6 +166,7 @@ internal static partial class RouterApp
             }
 
             LogAdmin(logger, host.AdminEndPoint);
+            controlPlane?.Start();
             if (options.Demo)
             {
                 PrintDemo(host);
@@ -149,6 +180,11 @@ internal static partial class RouterApp
         }
         finally
         {
+            if (controlPlane is not null)
+            {
+                await controlPlane.DisposeAsync().ConfigureAwait(false);
+            }
+
             watcher?.Dispose();
             foreach (var upstream in demoUpstreams)
             {
@@ -177,6 +213,15 @@ internal static partial class RouterApp
         });
         using var registration = cancellationToken.Register(() => stop.TrySetResult());
         await stop.Task.ConfigureAwait(false);
+    }
+
+    private static void PrintErrors(string file, IReadOnlyList<ConfigError> errors)
+    {
+        Console.Error.WriteLine($"{file}: {errors.Count} error(s)");
+        foreach (var error in errors)
+        {
+            Console.Error.WriteLine($"  {error.Path}: {error.Message}");
+        }
     }
 
     private static void PrintDemo(RouterHost host)
@@ -219,6 +264,9 @@ internal static partial class RouterApp
 
     [LoggerMessage(EventId = 3, Level = LogLevel.Information, Message = "Shutting down: draining in-flight requests for up to {Timeout}")]
     private static partial void LogDraining(ILogger logger, TimeSpan timeout);
+
+    [LoggerMessage(EventId = 5, Level = LogLevel.Information, Message = "Boot from last-known-good cache in {CacheDir}: applied={Applied}")]
+    private static partial void LogBootFromCache(ILogger logger, bool applied, string cacheDir);
 
     [LoggerMessage(EventId = 4, Level = LogLevel.Information, Message = "Stopped")]
     private static partial void LogStopped(ILogger logger);

@@ -1,0 +1,41 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using Router.Net.Hosting;
+
+namespace Router.Net.ControlPlane;
+
+/// <summary>Shows the control-plane client's state on <c>/admin/config</c> and <c>/metrics</c>.</summary>
+internal sealed class ControlPlaneStatus : IStatusContributor
+{
+    private readonly ControlPlaneClient _client;
+    private readonly Uri _uri;
+
+    public ControlPlaneStatus(ControlPlaneClient client, Uri uri)
+    {
+        _client = client;
+        _uri = uri;
+    }
+
+    public void WriteStatus(Utf8JsonWriter writer)
+    {
+        writer.WriteString("url", _uri.ToString());
+        writer.WriteString("state", _client.State.ToString());
+        if (_client.AppliedVersion is { } version)
+        {
+            writer.WriteNumber("appliedVersion", version);
+        }
+
+        writer.WriteString("appliedHash", _client.AppliedHash);
+        writer.WriteString("lastError", _client.LastError);
+        writer.WriteNumber("connects", _client.ConnectCount);
+    }
+
+    public void WriteMetrics(StringBuilder builder)
+    {
+        builder.Append("# HELP router_control_plane_connected 1 when connected to the control plane.\n# TYPE router_control_plane_connected gauge\n");
+        builder.Append("router_control_plane_connected ").Append(_client.State == ControlPlaneState.Connected ? 1 : 0).Append('\n');
+        builder.Append("# HELP router_control_plane_applied_version Last control-plane version applied.\n# TYPE router_control_plane_applied_version gauge\n");
+        builder.Append("router_control_plane_applied_version ").Append((_client.AppliedVersion ?? 0).ToString(CultureInfo.InvariantCulture)).Append('\n');
+    }
+}

@@ -56,6 +56,7 @@ internal sealed class HostTable<TValue>
                 i = (i + 1) & _mask;
             }
 
+            MaxProbeLength = Math.Max(MaxProbeLength, ((i - (int)hash) & _mask) + 1);
             _keys[i] = bytes;
             _hashes[i] = hash;
             _values[i] = value;
@@ -67,6 +68,9 @@ internal sealed class HostTable<TValue>
     }
 
     public int Count { get; }
+
+    /// <summary>Most slots a lookup of a present key inspects; stays small when the hash spreads keys well.</summary>
+    public int MaxProbeLength { get; }
 
     /// <summary>Length in bytes of the shortest key (0 when empty).</summary>
     public int MinKeyLength { get; }
@@ -117,7 +121,7 @@ internal sealed class HostTable<TValue>
         var i = (int)hash & _mask;
         while (keys[i] is { } candidate)
         {
-            if (_hashes[i] == hash && candidate.Length == key.Length && Ascii.EqualsIgnoreCase(candidate, key))
+            if (_hashes[i] == hash && candidate.Length == key.Length && EqualsLowered(candidate, key))
             {
                 return _values[i];
             }
@@ -129,6 +133,32 @@ internal sealed class HostTable<TValue>
     }
 
     public TValue? Find(ReadOnlySpan<byte> key) => Find(key, Hash(key));
+
+    private static bool EqualsLowered(ReadOnlySpan<byte> lowered, ReadOnlySpan<byte> value)
+    {
+        // Ascii.EqualsIgnoreCase is vectorised but says false for any non-ASCII byte (a UTF-8 name in the
+        // config); the byte loop settles those and the rare hash collision.
+        if (Ascii.EqualsIgnoreCase(lowered, value))
+        {
+            return true;
+        }
+
+        for (var i = 0; i < value.Length; i++)
+        {
+            var b = value[i];
+            if ((uint)(b - 'A') <= 'Z' - 'A')
+            {
+                b |= 0x20;
+            }
+
+            if (b != lowered[i])
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
 
     private static void LowerAscii(Span<byte> bytes)
     {

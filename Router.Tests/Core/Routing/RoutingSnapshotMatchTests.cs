@@ -38,6 +38,19 @@ public sealed class RoutingSnapshotMatchTests
         Assert.That(snapshot.MatchId("api.example.test", "/"), Is.EqualTo("api"));
     }
 
+    [Test]
+    public void NonAsciiHost_MatchesItsUtf8Bytes_AsciiLettersCaseInsensitive()
+    {
+        var snapshot = Compile(Route("idn", hosts: ["bücher.example.test"]), Route("wild", hosts: ["*.bücher.test"]));
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(snapshot.MatchId("bücher.example.test", "/"), Is.EqualTo("idn"));
+            Assert.That(snapshot.MatchId("BüCHER.example.test", "/"), Is.EqualTo("idn"));
+            Assert.That(snapshot.MatchId("a.bücher.test", "/"), Is.EqualTo("wild"));
+        });
+    }
+
     [TestCase("[::1]:8080")]
     [TestCase("[::1]")]
     public void Ipv6LiteralHost_MatchesWithoutBracketsAndPort(string host)

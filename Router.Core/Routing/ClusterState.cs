@@ -1,22 +1,37 @@
+using System.Text;
 using Router.Core.Configuration;
+using Router.Core.LoadBalancing;
 
 namespace Router.Core.Routing;
 
 /// <summary>A compiled cluster: its destinations and load-balancing policy.</summary>
+/// <remarks>
+/// <see cref="RoutingSnapshot.Compile"/> reuses the whole object across a reload when the cluster's config is
+/// unchanged, so <see cref="InFlight"/> and the round-robin cursor carry over; otherwise a new one is built
+/// (its destinations may still be reused).
+/// </remarks>
 internal sealed class ClusterState
 {
     public ClusterState(ClusterConfig config, DestinationState[] destinations)
     {
         Config = config;
         Id = config.Id;
+        IdUtf8 = Encoding.UTF8.GetBytes(config.Id);
         Destinations = destinations;
+        LoadBalancer = LoadBalancingPolicies.Parse(config.LoadBalancing);
     }
 
     public ClusterConfig Config { get; }
 
     public string Id { get; }
 
+    /// <summary><see cref="Id"/> as UTF-8, for the data plane to write without encoding.</summary>
+    public byte[] IdUtf8 { get; }
+
     public DestinationState[] Destinations { get; }
+
+    /// <summary>How <see cref="LoadBalancer.Pick{TFilter}(ClusterState, TFilter)"/> chooses among destinations.</summary>
+    public LoadBalancingPolicy LoadBalancer { get; }
 
     /// <summary>Requests in flight to this cluster (for its concurrency limit).</summary>
     public int InFlight;

@@ -1,3 +1,4 @@
+using System.Text;
 using Router.Core.Configuration;
 
 namespace Router.Core.Routing;
@@ -9,6 +10,7 @@ internal sealed class CompiledRoute
     {
         Config = config;
         Id = config.Id;
+        IdUtf8 = Encoding.UTF8.GetBytes(config.Id);
         Cluster = cluster;
         Fallback = fallback;
     }
@@ -16,6 +18,9 @@ internal sealed class CompiledRoute
     public RouteConfig Config { get; }
 
     public string Id { get; }
+
+    /// <summary><see cref="Id"/> as UTF-8, for the data plane to write without encoding.</summary>
+    public byte[] IdUtf8 { get; }
 
     public ClusterState Cluster { get; }
 

@@ -24,6 +24,18 @@ internal sealed class DestinationState
     /// <summary>Requests in flight to this destination (Interlocked).</summary>
     public int InFlight;
 
+    // Stub until health and breaker state land: the resilience work replaces the setter with real state.
+    private volatile bool _isAvailable = true;
+
+    /// <summary>
+    /// Whether the load balancer may pick this destination (healthy and breaker closed). Read without a lock.
+    /// </summary>
+    public bool IsAvailable
+    {
+        get => _isAvailable;
+        set => _isAvailable = value;
+    }
+
     /// <summary>The data plane's connection pool for this destination, attached lazily by Router.Net.</summary>
     public object? Pool;
 }

@@ -15,43 +15,171 @@ public sealed record SnapshotInfo(long Generation, string Hash, string Source, D
 /// An immutable, compiled routing table. Requests read it through <see cref="RoutingTable.Current"/>;
 /// a new config replaces it whole.
 /// </summary>
+/// <remarks>Match precedence is documented on <see cref="RouteMatcher"/>.</remarks>
 internal sealed class RoutingSnapshot
 {
-    // STUB: the Routing helper replaces this with the compiled matcher.
-    private RoutingSnapshot(RouterConfig config, SnapshotInfo info, CompiledRoute[] routes, ClusterState[] clusters)
+    private static readonly IReadOnlyList<DestinationConfig> NoDestinations = Array.Empty<DestinationConfig>();
+
+    private readonly Dictionary<string, ClusterState> _clustersById;
+    private readonly RouteMatcher _matcher;
+
+    private RoutingSnapshot(
+        RouterConfig config,
+        SnapshotInfo info,
+        CompiledRoute[] routes,
+        ClusterState[] clusters,
+        Dictionary<string, ClusterState> clustersById,
+        RouteMatcher matcher)
     {
         Config = config;
         Info = info;
         Routes = routes;
         Clusters = clusters;
+        _clustersById = clustersById;
+        _matcher = matcher;
     }
 
     public RouterConfig Config { get; }
 
     public SnapshotInfo Info { get; }
 
+    /// <summary>Routes in config order.</summary>
     public CompiledRoute[] Routes { get; }
 
+    /// <summary>Clusters in config order.</summary>
     public ClusterState[] Clusters { get; }
 
     /// <summary>
     /// Compiles a validated config. Runtime state (destination states with their pools, health, breakers,
     /// in-flight counts) of clusters and destinations that also exist in <paramref name="previous"/> is carried over.
     /// </summary>
+    /// <remarks>
+    /// Carry-over rules, keyed by cluster id:
+    /// <list type="bullet">
+    /// <item>A destination whose address is still listed in a cluster of the same id keeps its
+    /// <see cref="DestinationState"/> object (same reference), whatever else changed in the cluster.
+    /// A destination that moved to another cluster starts fresh.</item>
+    /// <item>A cluster whose config is unchanged (same settings, same destination addresses in the same order)
+    /// keeps its <see cref="ClusterState"/> object, so its in-flight count and round-robin cursor carry over.</item>
+    /// </list>
+    /// Destinations not carried over are listed by <see cref="RemovedSince"/>, so their pools can drain.
+    /// </remarks>
     public static RoutingSnapshot Compile(RouterConfig config, SnapshotInfo info, RoutingSnapshot? previous)
     {
-        throw new NotImplementedException();
+        ArgumentNullException.ThrowIfNull(config);
+        ArgumentNullException.ThrowIfNull(info);
+
+        var clusters = new ClusterState[config.Clusters.Count];
+        var clustersById = new Dictionary<string, ClusterState>(clusters.Length, StringComparer.Ordinal);
+        for (var i = 0; i < clusters.Length; i++)
+        {
+            var clusterConfig = config.Clusters[i];
+            ClusterState? old = null;
+            previous?.TryGetCluster(clusterConfig.Id, out old);
+            var cluster = old is not null && IsUnchanged(old.Config, clusterConfig)
+                ? old
+                : new ClusterState(clusterConfig, CompileDestinations(clusterConfig, old));
+            clusters[i] = cluster;
+            clustersById.Add(cluster.Id, cluster);
+        }
+
+        var routes = new CompiledRoute[config.Routes.Count];
+        for (var i = 0; i < routes.Length; i++)
+        {
+            var routeConfig = config.Routes[i];
+            var fallback = routeConfig.FallbackCluster is { } fallbackId ? clustersById[fallbackId] : null;
+            routes[i] = new CompiledRoute(routeConfig, clustersById[routeConfig.Cluster], fallback);
+        }
+
+        return new RoutingSnapshot(config, info, routes, clusters, clustersById, RouteMatcher.Build(routes));
     }
 
     /// <summary>Matches a request. Host may carry a port (ignored); path is the request path without query.</summary>
+    /// <remarks>Allocates nothing, takes no lock; precedence is documented on <see cref="RouteMatcher"/>.</remarks>
     public bool TryMatch(ReadOnlySpan<byte> host, ReadOnlySpan<byte> path, ReadOnlySpan<byte> method, [NotNullWhen(true)] out CompiledRoute? route)
     {
-        throw new NotImplementedException();
+        route = _matcher.Match(host, path, method);
+        return route is not null;
     }
+
+    /// <summary>Finds a cluster by id.</summary>
+    public bool TryGetCluster(string id, [NotNullWhen(true)] out ClusterState? cluster) =>
+        _clustersById.TryGetValue(id, out cluster);
 
     /// <summary>Destinations of <paramref name="previous"/> that this snapshot no longer has (their pools should drain).</summary>
     public IReadOnlyList<DestinationState> RemovedSince(RoutingSnapshot previous)
     {
-        throw new NotImplementedException();
+        ArgumentNullException.ThrowIfNull(previous);
+
+        var kept = new HashSet<DestinationState>(ReferenceEqualityComparer.Instance);
+        foreach (var cluster in Clusters)
+        {
+            kept.UnionWith(cluster.Destinations);
+        }
+
+        var removed = new List<DestinationState>();
+        foreach (var cluster in previous.Clusters)
+        {
+            foreach (var destination in cluster.Destinations)
+            {
+                // Add() also keeps a state listed twice from being reported twice.
+                if (kept.Add(destination))
+                {
+                    removed.Add(destination);
+                }
+            }
+        }
+
+        return removed;
+    }
+
+    private static DestinationState[] CompileDestinations(ClusterConfig config, ClusterState? old)
+    {
+        // Each old state is handed out at most once, even if an address is (invalidly) listed twice.
+        Dictionary<string, DestinationState>? reusable = null;
+        if (old is not null)
+        {
+            reusable = new Dictionary<string, DestinationState>(StringComparer.Ordinal);
+            foreach (var destination in old.Destinations)
+            {
+                reusable.TryAdd(destination.Address, destination);
+            }
+        }
+
+        var destinations = new DestinationState[config.Destinations.Count];
+        for (var i = 0; i < destinations.Length; i++)
+        {
+            var address = config.Destinations[i].Address;
+            destinations[i] = reusable is not null && reusable.Remove(address, out var kept)
+                ? kept
+                : new DestinationState(config.Id, address, DestinationAddress.Parse(address));
+        }
+
+        return destinations;
+    }
+
+    private static bool IsUnchanged(ClusterConfig old, ClusterConfig next)
+    {
+        if (ReferenceEquals(old, next))
+        {
+            return true;
+        }
+
+        // Record equality compares lists by reference, so compare destinations by address and everything else by
+        // record equality with the lists blanked out. A list field added later compares unequal: safe, never stale.
+        if (old.Destinations.Count != next.Destinations.Count)
+        {
+            return false;
+        }
+
+        for (var i = 0; i < old.Destinations.Count; i++)
+        {
+            if (old.Destinations[i] != next.Destinations[i])
+            {
+                return false;
+            }
+        }
+
+        return old with { Destinations = NoDestinations } == next with { Destinations = NoDestinations };
     }
 }

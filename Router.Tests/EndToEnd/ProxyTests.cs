@@ -251,7 +251,8 @@ public sealed class ProxyTests
         await using var router = RouterFixture.Start(config);
         using var client = await RawHttpClient.ConnectAsync(router.EndPoint);
         await client.SendAsync("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
-        Assert.ThrowsAsync<EndOfStreamException>(async () => await client.ReadResponseAsync(),
+        Assert.That(async () => await client.ReadResponseAsync(),
+            Throws.TypeOf<EndOfStreamException>().Or.TypeOf<SocketException>(),
             "the client must see a truncated response, never a complete-looking one");
     }
 

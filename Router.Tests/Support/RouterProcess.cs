@@ -55,7 +55,7 @@ internal sealed class RouterProcess : IAsyncDisposable
     {
         var listen = new IPEndPoint(IPAddress.Loopback, FreePort());
         var admin = new IPEndPoint(IPAddress.Loopback, FreePort());
-        var exe = Path.Combine(AppContext.BaseDirectory, "Router.Net");
+        var exe = Path.Combine(ProjectOutput("Router.Net"), "Router.Net");
         var info = new ProcessStartInfo(exe)
         {
             RedirectStandardOutput = true,
@@ -120,6 +120,20 @@ internal sealed class RouterProcess : IAsyncDisposable
         }
 
         throw new TimeoutException("router not ready:\n" + Output);
+    }
+
+    /// <summary>
+    /// The build output folder of a sibling project for the same configuration (Router.Tests/bin/Release/net10.0 ->
+    /// Router.Net/bin/Release/net10.0). The test folder itself holds the ASP.NET framework's assemblies, not the
+    /// packages the router's deps.json names, so executables run from their own folder.
+    /// </summary>
+    public static string ProjectOutput(string project)
+    {
+        var testDir = new DirectoryInfo(AppContext.BaseDirectory.TrimEnd(Path.DirectorySeparatorChar));
+        var tfm = testDir.Name;
+        var configuration = testDir.Parent!.Name;
+        var root = testDir.Parent.Parent!.Parent!.Parent!.FullName;
+        return Path.Combine(root, project, "bin", configuration, tfm);
     }
 
     /// <summary>Resident memory in bytes (VmRSS).</summary>

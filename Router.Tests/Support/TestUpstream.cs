@@ -89,10 +89,15 @@ public sealed class TestUpstream : IAsyncDisposable
 
             await context.Response.WriteAsync(total.ToString(System.Globalization.CultureInfo.InvariantCulture));
         });
-        app.MapGet("/bytes/{size:long}", async (long size, HttpContext context) =>
+        app.MapMethods("/bytes/{size:long}", ["GET", "HEAD"], async (long size, HttpContext context) =>
         {
             // A large response, streamed with Content-Length.
             context.Response.ContentLength = size;
+            if (HttpMethods.IsHead(context.Request.Method))
+            {
+                return;
+            }
+
             var block = new byte[64 * 1024];
             Array.Fill(block, (byte)'x');
             while (size > 0)
@@ -116,7 +121,7 @@ public sealed class TestUpstream : IAsyncDisposable
             await Task.Delay(ms);
             return "slow";
         });
-        app.MapGet("/status/{code:int}", (int code) => Results.Text("status " + code, statusCode: code));
+        app.MapGet("/status/{code:int}", (int code) => code is 204 or 304 ? Results.StatusCode(code) : Results.Text("status " + code, statusCode: code));
         app.Map("/headers", (HttpContext context) =>
             Results.Text(string.Join("\n", context.Request.Headers.Select(h => $"{h.Key}: {h.Value}"))));
         app.Map("/ws", async context =>

@@ -105,6 +105,11 @@ internal sealed class ConfigValidator
             {
                 Duration(timeout, path + ".timeoutMs");
             }
+
+            if (route.MaxConcurrentRequests is { } routeMax)
+            {
+                AtLeast(routeMax, 1, path + ".maxConcurrentRequests");
+            }
         }
     }
 

@@ -69,6 +69,9 @@ public sealed record RouteConfig
 
     /// <summary>Time allowed for the upstream to send response headers, overriding the cluster's.</summary>
     public int? TimeoutMs { get; init; }
+
+    /// <summary>Limit on concurrent requests on this route; over it the router answers 503. Null means unlimited.</summary>
+    public int? MaxConcurrentRequests { get; init; }
 }
 
 /// <summary>The match criteria of a route. Every criterion given must hold.</summary>

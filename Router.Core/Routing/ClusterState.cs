@@ -1,6 +1,8 @@
 using System.Text;
 using Router.Core.Configuration;
+using Router.Core.Health;
 using Router.Core.LoadBalancing;
+using Router.Core.Resilience;
 
 namespace Router.Core.Routing;
 
@@ -19,7 +21,29 @@ internal sealed class ClusterState
         IdUtf8 = Encoding.UTF8.GetBytes(config.Id);
         Destinations = destinations;
         LoadBalancer = LoadBalancingPolicies.Parse(config.LoadBalancing);
+        Limit = new ConcurrencyLimit(config.MaxConcurrentRequests);
+        var detectors = new List<OutlierDetector>(destinations.Length);
+        foreach (var destination in destinations)
+        {
+            destination.ConfigureGates(config);
+            if (destination.Outlier is { } outlier)
+            {
+                detectors.Add(outlier);
+            }
+        }
+
+        EjectionBudget = config.PassiveHealth is { } passive ? new EjectionBudget(detectors, passive.MaxEjectionPercent) : null;
+        Retries = config.Retry is { Enabled: true } retry ? new RetryBudget(retry.BudgetPercent, retry.MinConcurrent) : null;
     }
+
+    /// <summary>Concurrency limit of the cluster (unlimited when not configured).</summary>
+    public ConcurrencyLimit Limit { get; }
+
+    /// <summary>Caps how many destinations passive health may eject at once.</summary>
+    public EjectionBudget? EjectionBudget { get; }
+
+    /// <summary>Retry budget; null when retries are off for this cluster.</summary>
+    public RetryBudget? Retries { get; }
 
     public ClusterConfig Config { get; }
 

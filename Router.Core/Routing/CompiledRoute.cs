@@ -1,13 +1,16 @@
 using System.Text;
 using Router.Core.Configuration;
+using Router.Core.Resilience;
 
 namespace Router.Core.Routing;
 
 /// <summary>A route as the data plane uses it: its clusters resolved, its strings pre-encoded.</summary>
 internal sealed class CompiledRoute
 {
-    public CompiledRoute(RouteConfig config, ClusterState cluster, ClusterState? fallback)
+    public CompiledRoute(RouteConfig config, ClusterState cluster, ClusterState? fallback, ClusterState[]? fallbacks = null)
     {
+        Fallbacks = fallbacks ?? (fallback is null ? [] : [fallback]);
+        Limit = new ConcurrencyLimit(config.MaxConcurrentRequests);
         Config = config;
         Id = config.Id;
         IdUtf8 = Encoding.UTF8.GetBytes(config.Id);
@@ -25,6 +28,15 @@ internal sealed class CompiledRoute
     public ClusterState Cluster { get; }
 
     public ClusterState? Fallback { get; }
+
+    /// <summary>
+    /// Clusters to try, in order, when the primary has no available destination: the route's fallback, then each
+    /// cluster's own <c>fallbackCluster</c> in turn (the validator rejects loops; repeats are skipped).
+    /// </summary>
+    public ClusterState[] Fallbacks { get; }
+
+    /// <summary>Concurrency limit of the route (unlimited when not configured).</summary>
+    public ConcurrencyLimit Limit { get; }
 
     /// <summary>Response-header timeout for this route: the route override or the cluster's.</summary>
     public int ResponseTimeoutMs => Config.TimeoutMs ?? Cluster.Config.ResponseTimeoutMs;

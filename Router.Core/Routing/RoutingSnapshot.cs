@@ -88,10 +88,33 @@ internal sealed class RoutingSnapshot
         {
             var routeConfig = config.Routes[i];
             var fallback = routeConfig.FallbackCluster is { } fallbackId ? clustersById[fallbackId] : null;
-            routes[i] = new CompiledRoute(routeConfig, clustersById[routeConfig.Cluster], fallback);
+            var primary = clustersById[routeConfig.Cluster];
+            routes[i] = new CompiledRoute(routeConfig, primary, fallback, FallbackChain(primary, fallback, clustersById));
         }
 
         return new RoutingSnapshot(config, info, routes, clusters, clustersById, RouteMatcher.Build(routes));
+    }
+
+    private static ClusterState[] FallbackChain(ClusterState primary, ClusterState? routeFallback, Dictionary<string, ClusterState> clustersById)
+    {
+        var chain = new List<ClusterState>();
+        var seen = new HashSet<ClusterState> { primary };
+        void Add(ClusterState? cluster)
+        {
+            if (cluster is not null && seen.Add(cluster))
+            {
+                chain.Add(cluster);
+            }
+        }
+
+        Add(routeFallback);
+        Add(primary.Config.FallbackCluster is { } id && clustersById.TryGetValue(id, out var next) ? next : null);
+        for (int i = 0; i < chain.Count; i++)
+        {
+            Add(chain[i].Config.FallbackCluster is { } id2 && clustersById.TryGetValue(id2, out var after) ? after : null);
+        }
+
+        return [.. chain];
     }
 
     /// <summary>Matches a request. Host may carry a port (ignored); path is the request path without query.</summary>

@@ -1,10 +1,110 @@
 using Router.Core.LoadBalancing;
+using Router.Core.Resilience;
 using Router.Core.Routing;
 
 namespace Router.Net.Forwarding;
 
-/// <summary>Chooses a destination of a cluster by its load-balancing policy among the available ones.</summary>
+/// <summary>The destination chosen for an attempt, with the cluster whose limit it holds.</summary>
+internal readonly record struct Selection(ClusterState? Cluster, DestinationState? Destination, bool IsTrial, ShedReason Shed);
+
+/// <summary>
+/// Chooses where a request goes: the primary cluster, then its fallbacks, among destinations that are healthy, not
+/// ejected and breaker-closed; panic mode as the last resort. Records outcomes into the same gates. All state is local.
+/// </summary>
 internal static class DestinationSelector
 {
-    public static DestinationState? Pick(ClusterState cluster) => LoadBalancer.PickAvailable(cluster);
+    public static Selection Select(CompiledRoute route, DestinationState? exclude)
+    {
+        var shed = ShedReason.NoDestination;
+        var selection = TryCluster(route.Cluster, exclude, ref shed);
+        if (selection.Destination is not null)
+        {
+            return selection;
+        }
+
+        foreach (var fallback in route.Fallbacks)
+        {
+            selection = TryCluster(fallback, exclude, ref shed);
+            if (selection.Destination is not null)
+            {
+                return selection;
+            }
+        }
+
+        // Panic mode: when nothing anywhere is available, spread over every destination rather than refuse
+        // (health data can be wrong all at once, e.g. a broken health endpoint). Off by default.
+        var primary = route.Cluster;
+        if (primary.Config.PanicMode && primary.Limit.TryEnter())
+        {
+            var any = LoadBalancer.Pick(primary, default(AllDestinations));
+            if (any is not null)
+            {
+                return new Selection(primary, any, false, shed);
+            }
+
+            primary.Limit.Exit();
+        }
+
+        return new Selection(null, null, false, shed);
+    }
+
+    private static Selection TryCluster(ClusterState cluster, DestinationState? exclude, ref ShedReason shed)
+    {
+        if (!cluster.Limit.TryEnter())
+        {
+            shed = ShedReason.Cluster;
+            return default;
+        }
+
+        var destination = exclude is null
+            ? LoadBalancer.PickAvailable(cluster)
+            : LoadBalancer.Pick(cluster, new AvailableExcept(exclude));
+        if (destination is not null)
+        {
+            bool isTrial = false;
+            if (destination.Breaker is not { } breaker || breaker.TryAcquire(MonotonicClock.NowMs, out isTrial))
+            {
+                return new Selection(cluster, destination, isTrial, shed);
+            }
+        }
+
+        cluster.Limit.Exit();
+        return default;
+    }
+
+    /// <summary>Feeds an attempt's outcome to the destination's breaker and passive health.</summary>
+    public static void Record(ClusterState cluster, DestinationState destination, UpstreamOutcome outcome, bool isTrial)
+    {
+        switch (outcome)
+        {
+            case UpstreamOutcome.Success:
+                destination.Breaker?.OnSuccess(isTrial);
+                destination.Outlier?.OnSuccess();
+                break;
+            case UpstreamOutcome.ServerError:
+            case UpstreamOutcome.ConnectFailed:
+            case UpstreamOutcome.ConnectTimeout:
+            case UpstreamOutcome.NoResponse:
+            case UpstreamOutcome.ResponseTimeout:
+            case UpstreamOutcome.BadResponse:
+            case UpstreamOutcome.StreamBroken:
+                long now = MonotonicClock.NowMs;
+                destination.Breaker?.OnFailure(now, isTrial);
+                destination.Outlier?.OnFailure(now, cluster.EjectionBudget);
+                break;
+            default:
+                // Client-side or local outcomes say nothing about the destination's health. A trial permit
+                // left unreported is handed out again after breakMs (CircuitBreaker's safety net).
+                break;
+        }
+    }
+
+    private readonly struct AvailableExcept : IDestinationFilter
+    {
+        private readonly DestinationState _excluded;
+
+        public AvailableExcept(DestinationState excluded) => _excluded = excluded;
+
+        public bool Allows(DestinationState destination) => !ReferenceEquals(destination, _excluded) && destination.IsAvailable;
+    }
 }

@@ -4,6 +4,7 @@ using System.Net;
 using System.Runtime.CompilerServices;
 using System.Text;
 using Microsoft.Extensions.Logging;
+using Router.Core.Resilience;
 using Router.Core.Routing;
 using Router.Net.Http1;
 using Router.Net.Transport;
@@ -220,34 +221,118 @@ internal sealed partial class ProxyConnection : IHeartbeatTarget
             return await RespondLocalAsync(501, keepAlive).ConfigureAwait(false);
         }
 
-        var path = _request.Path.IsEmpty ? _request[_request.Target] : _request[_request.Path];
-        if (!snapshot.TryMatch(_request[_request.Host], path, _request[_request.MethodToken], out var route))
+        // Admission, outermost first. Every gate is a counter: no queue anywhere, over a limit is an immediate 503.
+        var global = _runtime.GlobalLimit;
+        if (!global.TryEnter())
         {
-            return await RespondLocalAsync(404, keepAlive).ConfigureAwait(false);
+            return await RespondShedAsync(ShedReason.Global, keepAlive).ConfigureAwait(false);
         }
 
-        var destination = DestinationSelector.Pick(route.Cluster);
-        var cluster = route.Cluster;
-        if (destination is null && route.Fallback is not null)
+        try
         {
-            cluster = route.Fallback;
-            destination = DestinationSelector.Pick(cluster);
-        }
+            var path = _request.Path.IsEmpty ? _request[_request.Target] : _request[_request.Path];
+            if (!snapshot.TryMatch(_request[_request.Host], path, _request[_request.MethodToken], out var route))
+            {
+                return await RespondLocalAsync(404, keepAlive).ConfigureAwait(false);
+            }
 
-        if (destination is null)
+            if (!route.Limit.TryEnter())
+            {
+                return await RespondShedAsync(ShedReason.Route, keepAlive).ConfigureAwait(false);
+            }
+
+            try
+            {
+                return await RouteAsync(route, keepAlive).ConfigureAwait(false);
+            }
+            finally
+            {
+                route.Limit.Exit();
+            }
+        }
+        finally
         {
-            return await RespondLocalAsync(503, keepAlive).ConfigureAwait(false);
+            global.Exit();
         }
-
-        return await ForwardAsync(route, cluster, destination, keepAlive).ConfigureAwait(false);
     }
 
+    /// <summary>Picks a destination (primary cluster, then fallbacks), forwards, records the outcome, retries when safe.</summary>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    private async ValueTask<bool> ForwardAsync(CompiledRoute route, ClusterState cluster, DestinationState destination, bool keepAlive)
+    private async ValueTask<bool> RouteAsync(CompiledRoute route, bool keepAlive)
+    {
+        DestinationState? exclude = null;
+        RetryBudget? heldRetry = null;
+        try
+        {
+            for (int attempt = 0; ; attempt++)
+            {
+                var selection = DestinationSelector.Select(route, exclude);
+                if (selection.Destination is null)
+                {
+                    return await RespondShedAsync(selection.Shed, keepAlive).ConfigureAwait(false);
+                }
+
+                var cluster = selection.Cluster!;
+                var destination = selection.Destination;
+                ForwardResult result;
+                try
+                {
+                    result = await ForwardAsync(route, cluster, destination, keepAlive).ConfigureAwait(false);
+                }
+                finally
+                {
+                    cluster.Limit.Exit();
+                }
+
+                DestinationSelector.Record(cluster, destination, result.Outcome, selection.IsTrial);
+                if (!result.Responded && IsRetryable(result.Outcome) && attempt + 1 < (cluster.Config.Retry?.MaxAttempts ?? 1)
+                    && heldRetry is null && cluster.Retries is { } budget && budget.TryAcquireRetry(Volatile.Read(ref cluster.InFlight)))
+                {
+                    // Nothing reached the client and the upstream cannot have acted on the request: try another destination.
+                    heldRetry = budget;
+                    exclude = destination;
+                    _runtime.CountRetry();
+                    continue;
+                }
+
+                if (result.Responded)
+                {
+                    return result.KeepAlive;
+                }
+
+                return result.Outcome switch
+                {
+                    UpstreamOutcome.ClientGone or UpstreamOutcome.StreamBroken => false,
+                    UpstreamOutcome.PoolExhausted => await RespondShedAsync(ShedReason.DestinationConnections, keepAlive).ConfigureAwait(false),
+                    UpstreamOutcome.BadRequestBody => await RespondLocalAsync(400, keepAlive: false).ConfigureAwait(false),
+                    UpstreamOutcome.ConnectTimeout or UpstreamOutcome.ResponseTimeout => await RespondLocalAsync(504, keepAlive && !result.BodyStarted).ConfigureAwait(false),
+                    _ => await RespondLocalAsync(502, keepAlive && !result.BodyStarted).ConfigureAwait(false),
+                };
+            }
+        }
+        finally
+        {
+            heldRetry?.ReleaseRetry();
+        }
+    }
+
+    private bool IsRetryable(UpstreamOutcome outcome) => _request.Method is HttpMethod.Get or HttpMethod.Head or HttpMethod.Options
+        or HttpMethod.Put or HttpMethod.Delete or HttpMethod.Trace
+        && outcome switch
+        {
+            // The body is still unread in the client pipe: safe to send elsewhere.
+            UpstreamOutcome.ConnectFailed or UpstreamOutcome.ConnectTimeout or UpstreamOutcome.PoolExhausted => true,
+            UpstreamOutcome.NoResponse => !_request.HasBody,
+            _ => false,
+        };
+
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<ForwardResult> ForwardAsync(CompiledRoute route, ClusterState cluster, DestinationState destination, bool keepAlive)
     {
         var pool = UpstreamPool.For(destination);
         var config = cluster.Config;
         Interlocked.Increment(ref destination.InFlight);
+        Interlocked.Increment(ref cluster.InFlight);
         try
         {
             for (int attempt = 0; ; attempt++)
@@ -263,36 +348,40 @@ internal sealed partial class ProxyConnection : IHeartbeatTarget
                     catch (UpstreamConnectException ex)
                     {
                         LogConnectFailed(_runtime.Logger, destination.Address, ex.Error);
-                        int status = ex.Error switch
+                        var outcome = ex.Error switch
                         {
-                            UpstreamConnectError.Timeout => 504,
-                            UpstreamConnectError.PoolExhausted => 503,
-                            _ => 502,
+                            UpstreamConnectError.Timeout => UpstreamOutcome.ConnectTimeout,
+                            UpstreamConnectError.PoolExhausted => UpstreamOutcome.PoolExhausted,
+                            _ => UpstreamOutcome.ConnectFailed,
                         };
-                        return await RespondLocalAsync(status, keepAlive).ConfigureAwait(false);
+                        return new ForwardResult(outcome, Responded: false, KeepAlive: keepAlive, BodyStarted: false);
                     }
                 }
 
                 Volatile.Write(ref _upstream, upstream);
                 var result = await ExchangeAsync(upstream, route, keepAlive, canRetry: reused && attempt == 0).ConfigureAwait(false);
-                if (result == ExchangeResult.RetryOnNewConnection)
+                if (result.Outcome == UpstreamOutcome.StalePooledConnection)
                 {
                     // A pooled connection the upstream had closed while idle: nothing was sent or received, retrying is safe.
                     continue;
                 }
 
-                return result == ExchangeResult.KeepAlive;
+                return result;
             }
         }
         finally
         {
+            Interlocked.Decrement(ref cluster.InFlight);
             Interlocked.Decrement(ref destination.InFlight);
         }
     }
 
-    /// <summary>One request/response exchange on one upstream connection. Releases or closes the upstream connection.</summary>
+    /// <summary>
+    /// One request/response exchange on one upstream connection. Releases or closes the upstream connection.
+    /// Writes nothing to the client unless the upstream answered; the caller answers errors.
+    /// </summary>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    private async ValueTask<ExchangeResult> ExchangeAsync(UpstreamConnection upstream, CompiledRoute route, bool keepAlive, bool canRetry)
+    private async ValueTask<ForwardResult> ExchangeAsync(UpstreamConnection upstream, CompiledRoute route, bool keepAlive, bool canRetry)
     {
         bool tunnel = _request.HasUpgrade && (_request.Connection & ConnectionOptions.Upgrade) != 0;
         HeadWriter.WriteRequest(upstream.Output, _request, _clientAddress, _https, tunnel);
@@ -322,31 +411,34 @@ internal sealed partial class ProxyConnection : IHeartbeatTarget
             await CloseUpstreamAsync(upstream).ConfigureAwait(false);
             if (head == ResponseHeadStatus.ClosedBeforeResponse && canRetry && bodyTask is null)
             {
-                return ExchangeResult.RetryOnNewConnection;
+                return new ForwardResult(UpstreamOutcome.StalePooledConnection, false, keepAlive, false);
             }
 
-            if (bodyStatus is CopyStatus.SourceEnded or CopyStatus.SourceFailed)
+            var outcome = bodyStatus switch
             {
                 // The client went away mid-body: nobody to answer.
-                return ExchangeResult.Close;
-            }
-
-            int status = bodyStatus == CopyStatus.InvalidFraming ? 400
-                : Volatile.Read(ref _timedOut) == (int)TimeoutKind.ResponseHead ? 504
-                : 502;
-            LogUpstreamFailed(_runtime.Logger, upstream.Destination.Address, head, status);
-            await RespondAndCloseAsync(status).ConfigureAwait(false);
-            return ExchangeResult.Close;
+                CopyStatus.SourceEnded or CopyStatus.SourceFailed => UpstreamOutcome.ClientGone,
+                CopyStatus.InvalidFraming => UpstreamOutcome.BadRequestBody,
+                _ when Volatile.Read(ref _timedOut) == (int)TimeoutKind.ResponseHead => UpstreamOutcome.ResponseTimeout,
+                _ => head switch
+                {
+                    ResponseHeadStatus.ClosedBeforeResponse => UpstreamOutcome.NoResponse,
+                    _ => UpstreamOutcome.BadResponse,
+                },
+            };
+            LogUpstreamFailed(_runtime.Logger, upstream.Destination.Address, head, outcome);
+            return new ForwardResult(outcome, Responded: false, KeepAlive: keepAlive, BodyStarted: bodyTask is not null);
         }
 
         int code = response.StatusCode;
+        var success = code >= 500 ? UpstreamOutcome.ServerError : UpstreamOutcome.Success;
         if (code == 101 && tunnel)
         {
             HeadWriter.WriteResponse(_client.Output, response, closeClient: false, clientHttp10: false, tunnel: true);
             await _client.Output.FlushAsync().ConfigureAwait(false);
             Volatile.Write(ref _upstream, null);
             await TunnelAsync(upstream).ConfigureAwait(false);
-            return ExchangeResult.Close;
+            return new ForwardResult(success, Responded: true, KeepAlive: false, BodyStarted: false);
         }
 
         bool noBody = _request.Method == HttpMethod.Head || code == 204 || code == 304 || code == 101;
@@ -388,7 +480,8 @@ internal sealed partial class ProxyConnection : IHeartbeatTarget
 
             await CloseUpstreamAsync(upstream).ConfigureAwait(false);
             _client.Abort("response stream broken");
-            return ExchangeResult.Close;
+            bool upstreamFault = copy is CopyStatus.SourceEnded or CopyStatus.SourceFailed or CopyStatus.InvalidFraming;
+            return new ForwardResult(upstreamFault ? UpstreamOutcome.StreamBroken : UpstreamOutcome.ClientGone, Responded: true, KeepAlive: false, BodyStarted: true);
         }
 
         bool upstreamReusable = response.KeepAlive && !closeDelimited && code != 101;
@@ -401,13 +494,13 @@ internal sealed partial class ProxyConnection : IHeartbeatTarget
                 upstream.Connection.Abort("response before request body");
                 await bodyTask.ConfigureAwait(false);
                 await CloseUpstreamAsync(upstream).ConfigureAwait(false);
-                return ExchangeResult.Close;
+                return new ForwardResult(success, Responded: true, KeepAlive: false, BodyStarted: true);
             }
 
             if (await bodyTask.ConfigureAwait(false) != CopyStatus.Done)
             {
                 await CloseUpstreamAsync(upstream).ConfigureAwait(false);
-                return ExchangeResult.Close;
+                return new ForwardResult(success, Responded: true, KeepAlive: false, BodyStarted: true);
             }
         }
 
@@ -421,7 +514,7 @@ internal sealed partial class ProxyConnection : IHeartbeatTarget
             await upstream.CloseAsync().ConfigureAwait(false);
         }
 
-        return closeClient ? ExchangeResult.Close : ExchangeResult.KeepAlive;
+        return new ForwardResult(success, Responded: true, KeepAlive: !closeClient, BodyStarted: bodyTask is not null);
     }
 
     private async Task<CopyStatus> CopyRequestBodyAsync(UpstreamConnection upstream)
@@ -533,7 +626,7 @@ internal sealed partial class ProxyConnection : IHeartbeatTarget
     }
 
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    private async ValueTask<bool> RespondLocalAsync(int status, bool keepAlive)
+    private async ValueTask<bool> RespondLocalAsync(int status, bool keepAlive, byte[]? extraHeaders = null)
     {
         // A body we did not read cannot be skipped safely without reading it: close instead.
         if (_request.HasBody)
@@ -543,19 +636,26 @@ internal sealed partial class ProxyConnection : IHeartbeatTarget
 
         if (!keepAlive)
         {
-            await RespondAndCloseAsync(status).ConfigureAwait(false);
+            await RespondAndCloseAsync(status, extraHeaders).ConfigureAwait(false);
             return false;
         }
 
-        HeadWriter.WriteLocal(_client.Output, status, close: false);
+        HeadWriter.WriteLocal(_client.Output, status, close: false, extraHeaders);
         var flush = await _client.Output.FlushAsync().ConfigureAwait(false);
         return !flush.IsCompleted;
     }
 
-    /// <summary>Answers with an error and <c>Connection: close</c>, then lingers briefly so the client reads it before the close.</summary>
-    private async ValueTask RespondAndCloseAsync(int status)
+    /// <summary>A 503 the router chose to send: over a limit or nothing available. Says so, and when to come back.</summary>
+    private ValueTask<bool> RespondShedAsync(ShedReason reason, bool keepAlive)
     {
-        HeadWriter.WriteLocal(_client.Output, status, close: true);
+        _runtime.CountShed(reason);
+        return RespondLocalAsync(503, keepAlive, ShedHeaders.For(reason));
+    }
+
+    /// <summary>Answers with an error and <c>Connection: close</c>, then lingers briefly so the client reads it before the close.</summary>
+    private async ValueTask RespondAndCloseAsync(int status, byte[]? extraHeaders = null)
+    {
+        HeadWriter.WriteLocal(_client.Output, status, close: true, extraHeaders);
         await _client.Output.FlushAsync().ConfigureAwait(false);
         await _client.Output.CompleteAsync().ConfigureAwait(false);
 
@@ -611,12 +711,7 @@ internal sealed partial class ProxyConnection : IHeartbeatTarget
         BodyIdle,
     }
 
-    private enum ExchangeResult
-    {
-        KeepAlive,
-        Close,
-        RetryOnNewConnection,
-    }
+    private readonly record struct ForwardResult(UpstreamOutcome Outcome, bool Responded, bool KeepAlive, bool BodyStarted);
 
     [LoggerMessage(EventId = 200, Level = LogLevel.Error, Message = "Unexpected failure on a client connection")]
     private static partial void LogUnexpected(ILogger logger, Exception ex);
@@ -627,8 +722,8 @@ internal sealed partial class ProxyConnection : IHeartbeatTarget
     [LoggerMessage(EventId = 202, Level = LogLevel.Warning, Message = "Connect to {Destination} failed: {Error}")]
     private static partial void LogConnectFailed(ILogger logger, string destination, UpstreamConnectError error);
 
-    [LoggerMessage(EventId = 203, Level = LogLevel.Warning, Message = "Upstream {Destination} gave no usable response ({Outcome}); answered {Status}")]
-    private static partial void LogUpstreamFailed(ILogger logger, string destination, ResponseHeadStatus outcome, int status);
+    [LoggerMessage(EventId = 203, Level = LogLevel.Warning, Message = "Upstream {Destination} gave no usable response ({Head}): {Outcome}")]
+    private static partial void LogUpstreamFailed(ILogger logger, string destination, ResponseHeadStatus head, UpstreamOutcome outcome);
 
     [LoggerMessage(EventId = 204, Level = LogLevel.Warning, Message = "Response stream from {Destination} broke ({Status}); client connection cut")]
     private static partial void LogStreamBroken(ILogger logger, string destination, CopyStatus status);

@@ -1,5 +1,6 @@
 using System.Net.Sockets;
 using Microsoft.Extensions.Logging;
+using Router.Core.Resilience;
 using Router.Core.Routing;
 using Router.Net.Http1;
 using Router.Net.Transport;
@@ -11,6 +12,9 @@ internal sealed class ProxyRuntime
 {
     private readonly System.Collections.Concurrent.ConcurrentDictionary<ProxyConnection, byte> _connections = new();
     private int _shuttingDown;
+    private ConcurrencyLimit _globalLimit = new(null);
+    private readonly long[] _shed = new long[5];
+    private long _retries;
 
     public ProxyRuntime(RoutingTable table, HttpLimits limits, Heartbeat heartbeat, ILoggerFactory loggerFactory)
     {
@@ -33,6 +37,29 @@ internal sealed class ProxyRuntime
     public long UpstreamIdleMs { get; init; } = 60_000;
 
     public bool ShuttingDown => Volatile.Read(ref _shuttingDown) != 0;
+
+    /// <summary>The global concurrency limit. Replaced (not mutated) when the config changes it; a request exits the object it entered.</summary>
+    public ConcurrencyLimit GlobalLimit => Volatile.Read(ref _globalLimit);
+
+    public long Retries => Interlocked.Read(ref _retries);
+
+    public long Shed(ShedReason reason) => Interlocked.Read(ref _shed[(int)reason]);
+
+    public void CountShed(ShedReason reason) => Interlocked.Increment(ref _shed[(int)reason]);
+
+    public void CountRetry() => Interlocked.Increment(ref _retries);
+
+    /// <summary>Applies the global limit of a newly live config.</summary>
+    public void OnConfigApplied(RoutingSnapshot snapshot)
+    {
+        var limit = snapshot.Config.MaxConcurrentRequests;
+        var current = GlobalLimit;
+        bool same = current.IsUnlimited ? limit is null : current.Limit == limit;
+        if (!same)
+        {
+            Volatile.Write(ref _globalLimit, new ConcurrencyLimit(limit));
+        }
+    }
 
     public int OpenConnections => _connections.Count;
 

@@ -47,6 +47,7 @@ internal sealed class RouterHost : IAsyncDisposable
         Applier = new ConfigApplier(Table, loggerFactory);
         _heartbeat = new Heartbeat(options.HeartbeatPeriod);
         Runtime = new ProxyRuntime(Table, options.Limits, _heartbeat, loggerFactory);
+        Applier.Applied += (next, _) => Runtime.OnConfigApplied(next);
     }
 
     public RoutingTable Table { get; }

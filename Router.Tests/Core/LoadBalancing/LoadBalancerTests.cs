@@ -39,7 +39,7 @@ public sealed class LoadBalancerTests
     public void RoundRobin_SkipsUnavailableAndSharesEvenlyAmongTheRest()
     {
         var cluster = NewCluster("roundRobin", 3);
-        cluster.Destinations[1].IsAvailable = false;
+        cluster.Destinations[1].Disabled = true;
 
         var counts = PickAddresses(cluster, 100).GroupBy(a => a).ToDictionary(g => g.Key, g => g.Count());
 
@@ -82,7 +82,7 @@ public sealed class LoadBalancerTests
     {
         var cluster = NewCluster("leastRequests", 3);
         cluster.Destinations[0].InFlight = 5;
-        cluster.Destinations[1].IsAvailable = false;
+        cluster.Destinations[1].Disabled = true;
         cluster.Destinations[2].InFlight = 7;
 
         Assert.That(LoadBalancer.PickAvailable(cluster), Is.SameAs(cluster.Destinations[0]));
@@ -137,8 +137,8 @@ public sealed class LoadBalancerTests
     public void PowerOfTwoChoices_SkipsUnavailable()
     {
         var cluster = NewCluster("powerOfTwoChoices", 3);
-        cluster.Destinations[0].IsAvailable = false;
-        cluster.Destinations[2].IsAvailable = false;
+        cluster.Destinations[0].Disabled = true;
+        cluster.Destinations[2].Disabled = true;
 
         Assert.That(PickAddresses(cluster, 50), Is.All.EqualTo("127.0.0.1:9002"));
     }
@@ -151,7 +151,7 @@ public sealed class LoadBalancerTests
         var cluster = NewCluster(policy, 3);
         foreach (var destination in cluster.Destinations)
         {
-            destination.IsAvailable = false;
+            destination.Disabled = true;
         }
 
         Assert.Multiple(() =>
@@ -173,7 +173,7 @@ public sealed class LoadBalancerTests
     public void Pick_AllocatesNothing(string policy)
     {
         var cluster = NewCluster(policy, 4);
-        cluster.Destinations[2].IsAvailable = false;
+        cluster.Destinations[2].Disabled = true;
         LoadBalancer.PickAvailable(cluster);
 
         var before = GC.GetAllocatedBytesForCurrentThread();

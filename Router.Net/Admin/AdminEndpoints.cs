@@ -132,6 +132,12 @@ internal sealed class AdminEndpoints
                     writer.WriteStartObject();
                     writer.WriteString("address", destination.Address);
                     writer.WriteNumber("inFlight", Volatile.Read(ref destination.InFlight));
+                    long now = Router.Core.Resilience.MonotonicClock.NowMs;
+                    writer.WriteBoolean("available", destination.IsAvailable);
+                    writer.WriteString("health", destination.Health is null ? "unchecked" : destination.Health.IsHealthy ? "healthy" : "unhealthy");
+                    writer.WriteString("breaker", destination.Breaker?.State.ToString().ToLowerInvariant() ?? "none");
+                    writer.WriteBoolean("ejected", destination.Outlier?.IsEjected(now) ?? false);
+                    writer.WriteBoolean("disabled", destination.Disabled);
                     var pool = Volatile.Read(ref destination.Pool) as UpstreamPool;
                     writer.WriteNumber("pooledConnections", pool?.IdleConnections ?? 0);
                     writer.WriteNumber("openConnections", pool?.OpenConnections ?? 0);
@@ -153,6 +159,14 @@ internal sealed class AdminEndpoints
         var snapshot = _host.Table.Current;
         builder.Append("# HELP router_config_generation Generation of the live config.\n# TYPE router_config_generation gauge\n");
         builder.Append("router_config_generation ").Append(snapshot?.Info.Generation ?? 0).Append('\n');
+        builder.Append("# HELP router_retries_total Requests retried on another destination.\n# TYPE router_retries_total counter\n");
+        builder.Append("router_retries_total ").Append(_host.Runtime.Retries).Append('\n');
+        builder.Append("# HELP router_requests_shed_total Requests answered 503 by a limit, by limit.\n# TYPE router_requests_shed_total counter\n");
+        foreach (var reason in Enum.GetValues<ShedReason>())
+        {
+            builder.Append("router_requests_shed_total{limit=\"").Append(ShedHeaders.Label(reason)).Append("\"} ").Append(_host.Runtime.Shed(reason)).Append('\n');
+        }
+
         builder.Append("# HELP router_client_connections Open client connections.\n# TYPE router_client_connections gauge\n");
         builder.Append("router_client_connections ").Append(_host.Runtime.OpenConnections).Append('\n');
         if (snapshot is not null)

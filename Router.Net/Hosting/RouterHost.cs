@@ -3,6 +3,7 @@ using Microsoft.Extensions.Logging;
 using Router.Core.Routing;
 using Router.Net.Admin;
 using Router.Net.Forwarding;
+using Router.Net.Health;
 using Router.Net.Http1;
 using Router.Net.Transport;
 
@@ -36,6 +37,7 @@ internal sealed class RouterHost : IAsyncDisposable
     private readonly ILoggerFactory _loggerFactory;
     private readonly List<SocketListener> _listeners = [];
     private readonly Heartbeat _heartbeat;
+    private readonly HealthCheckCoordinator _health;
     private AdminServer? _admin;
     private int _stopped;
 
@@ -47,7 +49,12 @@ internal sealed class RouterHost : IAsyncDisposable
         Applier = new ConfigApplier(Table, loggerFactory);
         _heartbeat = new Heartbeat(options.HeartbeatPeriod);
         Runtime = new ProxyRuntime(Table, options.Limits, _heartbeat, loggerFactory);
-        Applier.Applied += (next, _) => Runtime.OnConfigApplied(next);
+        _health = new HealthCheckCoordinator(loggerFactory);
+        Applier.Applied += (next, _) =>
+        {
+            Runtime.OnConfigApplied(next);
+            _health.OnConfigApplied(next);
+        };
     }
 
     public RoutingTable Table { get; }
@@ -122,6 +129,7 @@ internal sealed class RouterHost : IAsyncDisposable
         }
 
         _heartbeat.Dispose();
+        await _health.DisposeAsync().ConfigureAwait(false);
         var snapshot = Table.Current;
         if (snapshot is not null)
         {

@@ -12,6 +12,13 @@ using Microsoft.Extensions.Logging;
 
 namespace Router.Tests.Support;
 
+public enum UpstreamMode
+{
+    Normal,
+    Fail500,
+    Hang,
+}
+
 /// <summary>
 /// A real upstream: Kestrel on loopback with endpoints that exercise the proxy (echo, large bodies, chunked,
 /// slow responses, WebSocket echo). Counts accepted TCP connections so tests can check keep-alive reuse.
@@ -38,6 +45,9 @@ public sealed class TestUpstream : IAsyncDisposable
 
     public long Requests => Interlocked.Read(ref _requests);
 
+    /// <summary>How the upstream behaves from now on.</summary>
+    public volatile UpstreamMode Mode;
+
     /// <summary>The last request's headers as the upstream saw them.</summary>
     public IHeaderDictionary? LastHeaders { get; private set; }
 
@@ -57,6 +67,24 @@ public sealed class TestUpstream : IAsyncDisposable
         });
         var app = builder.Build();
         self = new TestUpstream(name, app);
+        app.Use(async (context, next) =>
+        {
+            // Faults on command, for resilience tests: health checks see them too.
+            switch (self.Mode)
+            {
+                case UpstreamMode.Fail500:
+                    Interlocked.Increment(ref self._requests);
+                    context.Response.StatusCode = 500;
+                    await context.Response.WriteAsync("failing on purpose");
+                    return;
+                case UpstreamMode.Hang:
+                    Interlocked.Increment(ref self._requests);
+                    await Task.Delay(Timeout.Infinite, context.RequestAborted).ContinueWith(_ => { }, TaskScheduler.Default);
+                    return;
+            }
+
+            await next(context);
+        });
         app.UseWebSockets();
         app.Use(async (context, next) =>
         {

@@ -1,0 +1,61 @@
+using Microsoft.Extensions.Logging;
+using Router.Core.Routing;
+
+namespace Router.Net.Health;
+
+/// <summary>
+/// Keeps the active prober in step with the live config: every destination of a cluster with a <c>healthCheck</c>
+/// is probed, destinations that left the config stop being probed. Runs on config applies, never per request.
+/// </summary>
+internal sealed class HealthCheckCoordinator : IAsyncDisposable
+{
+    private readonly ActiveHealthProber _prober;
+    private readonly Lock _gate = new();
+    private HashSet<DestinationState> _watched = [];
+
+    public HealthCheckCoordinator(ILoggerFactory loggerFactory)
+    {
+        _prober = new ActiveHealthProber(loggerFactory.CreateLogger("Router.Health"));
+    }
+
+    public void OnConfigApplied(RoutingSnapshot snapshot)
+    {
+        lock (_gate)
+        {
+            var next = new HashSet<DestinationState>();
+            foreach (var cluster in snapshot.Clusters)
+            {
+                if (cluster.Config.HealthCheck is not { } check)
+                {
+                    continue;
+                }
+
+                foreach (var destination in cluster.Destinations)
+                {
+                    if (destination.Health is not { } state)
+                    {
+                        continue;
+                    }
+
+                    next.Add(destination);
+
+                    // Watching again with identical settings keeps the running loop (ActiveHealthProber.Watch).
+                    _prober.Watch(destination, destination.EndPoint, destination.Address, check.Path, check.IntervalMs, check.TimeoutMs,
+                        check.ExpectedStatusMin, check.ExpectedStatusMax, state);
+                }
+            }
+
+            foreach (var old in _watched)
+            {
+                if (!next.Contains(old))
+                {
+                    _prober.Unwatch(old);
+                }
+            }
+
+            _watched = next;
+        }
+    }
+
+    public ValueTask DisposeAsync() => _prober.DisposeAsync();
+}

@@ -20,7 +20,7 @@ namespace Router.Net.Forwarding;
 internal sealed partial class ProxyConnection : IHeartbeatTarget
 {
     private readonly ProxyRuntime _runtime;
-    private readonly SocketConnection _client;
+    private readonly ITransportConnection _client;
     private readonly HttpRequestHead _request = new();
     private readonly byte[] _clientAddress;
     private readonly bool _https;
@@ -37,7 +37,7 @@ internal sealed partial class ProxyConnection : IHeartbeatTarget
     private int _timedOut;
     private int _idle;
 
-    public ProxyConnection(ProxyRuntime runtime, SocketConnection client, bool https)
+    public ProxyConnection(ProxyRuntime runtime, ITransportConnection client, bool https)
     {
         _runtime = runtime;
         _client = client;

@@ -8,13 +8,13 @@ namespace Router.Net.Forwarding;
 /// <summary>A connection to one destination, reused across requests while the upstream keeps it alive.</summary>
 internal sealed class UpstreamConnection
 {
-    public UpstreamConnection(SocketConnection connection, UpstreamPool pool)
+    public UpstreamConnection(ITransportConnection connection, UpstreamPool pool)
     {
         Connection = connection;
         Pool = pool;
     }
 
-    public SocketConnection Connection { get; }
+    public ITransportConnection Connection { get; }
 
     public UpstreamPool Pool { get; }
 

@@ -8,7 +8,7 @@ namespace Router.Net.Transport;
 /// A socket as a pair of pipes: a receive loop fills <see cref="Input"/>, a send loop drains <see cref="Output"/>.
 /// Both pipes use inline scheduling so socket completions run the application code without a thread hop.
 /// </summary>
-internal sealed partial class SocketConnection : IDuplexPipe, IAsyncDisposable
+internal sealed partial class SocketConnection : ITransportConnection
 {
     // 64 KiB in flight per direction bounds memory per connection whatever the body size (invariant 6);
     // it matches Kestrel's default MaxRequestBufferSize order of magnitude and keeps a 1 Gbps stream saturated on loopback.

@@ -1,0 +1,25 @@
+using System.IO.Pipelines;
+using System.Net;
+
+namespace Router.Net.Transport;
+
+/// <summary>
+/// A byte stream to a peer seen as two pipes. Plain sockets and TLS streams both implement it, so the parser and the
+/// forwarder never know which one they are talking through.
+/// </summary>
+internal interface ITransportConnection : IDuplexPipe, IAsyncDisposable
+{
+    EndPoint? RemoteEndPoint { get; }
+
+    /// <summary>True once the peer closed or the connection was aborted.</summary>
+    bool IsClosed { get; }
+
+    /// <summary>The first recorded reason the connection closed, for logs.</summary>
+    string? CloseReason { get; }
+
+    /// <summary>Starts moving bytes between the transport and the pipes.</summary>
+    void Start();
+
+    /// <summary>Closes at once (reset); pending reads and writes fail.</summary>
+    void Abort(string reason);
+}

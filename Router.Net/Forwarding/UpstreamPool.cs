@@ -124,15 +124,13 @@ internal sealed class UpstreamPool
         connection.Uses++;
         connection.IdleSince = Environment.TickCount64;
         connection.Response.Release();
-        if (Volatile.Read(ref _draining) == 0)
+        lock (_gate)
         {
-            lock (_gate)
+            // Checked under the lock: Drain empties the stack under it, so nothing can slip in after.
+            if (Volatile.Read(ref _draining) == 0 && _idleCount < MaxIdle)
             {
-                if (_idleCount < MaxIdle)
-                {
-                    _idle[_idleCount++] = connection;
-                    return;
-                }
+                _idle[_idleCount++] = connection;
+                return;
             }
         }
 

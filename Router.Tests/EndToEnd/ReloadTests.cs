@@ -681,8 +681,14 @@ public sealed class ReloadTests
             return sb.ToString();
         }
 
+        /// <summary>Writes the figures to bench-results/ only when asked (ROUTER_WRITE_BENCH_RESULTS=1), so a test run leaves the tree clean.</summary>
         public void WriteBenchResults()
         {
+            if (Environment.GetEnvironmentVariable("ROUTER_WRITE_BENCH_RESULTS") != "1")
+            {
+                return;
+            }
+
             var dir = new DirectoryInfo(AppContext.BaseDirectory);
             while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "Router.sln")))
             {

@@ -35,6 +35,9 @@ internal sealed class CompiledRoute
     /// </summary>
     public ClusterState[] Fallbacks { get; }
 
+    /// <summary>The data plane's per-route metrics, attached when the snapshot goes live (Router.Net owns the type).</summary>
+    public object? Metrics { get; set; }
+
     /// <summary>Concurrency limit of the route (unlimited when not configured).</summary>
     public ConcurrencyLimit Limit { get; }
 

@@ -153,37 +153,7 @@ internal sealed class AdminEndpoints
         writer.WriteEndArray();
     }
 
-    private string Metrics()
-    {
-        var builder = new StringBuilder();
-        var snapshot = _host.Table.Current;
-        builder.Append("# HELP router_config_generation Generation of the live config.\n# TYPE router_config_generation gauge\n");
-        builder.Append("router_config_generation ").Append(snapshot?.Info.Generation ?? 0).Append('\n');
-        builder.Append("# HELP router_retries_total Requests retried on another destination.\n# TYPE router_retries_total counter\n");
-        builder.Append("router_retries_total ").Append(_host.Runtime.Retries).Append('\n');
-        builder.Append("# HELP router_requests_shed_total Requests answered 503 by a limit, by limit.\n# TYPE router_requests_shed_total counter\n");
-        foreach (var reason in Enum.GetValues<ShedReason>())
-        {
-            builder.Append("router_requests_shed_total{limit=\"").Append(ShedHeaders.Label(reason)).Append("\"} ").Append(_host.Runtime.Shed(reason)).Append('\n');
-        }
-
-        builder.Append("# HELP router_client_connections Open client connections.\n# TYPE router_client_connections gauge\n");
-        builder.Append("router_client_connections ").Append(_host.Runtime.OpenConnections).Append('\n');
-        if (snapshot is not null)
-        {
-            builder.Append("# HELP router_destination_in_flight Requests in flight per destination.\n# TYPE router_destination_in_flight gauge\n");
-            foreach (var cluster in snapshot.Clusters)
-            {
-                foreach (var destination in cluster.Destinations)
-                {
-                    builder.Append(CultureInfo.InvariantCulture, $"router_destination_in_flight{{cluster=\"{cluster.Id}\",destination=\"{destination.Address}\"}} {Volatile.Read(ref destination.InFlight)}\n");
-                }
-            }
-        }
-
-        _host.ControlPlaneStatus?.WriteMetrics(builder);
-        return builder.ToString();
-    }
+    private string Metrics() => _host.Exporter.Scrape();
 
     private static void WriteErrors(Utf8JsonWriter writer, IReadOnlyList<ConfigError> errors)
     {

@@ -1,5 +1,3 @@
-using System.Globalization;
-using System.Text;
 using System.Text.Json;
 using Router.Net.Hosting;
 
@@ -31,11 +29,7 @@ internal sealed class ControlPlaneStatus : IStatusContributor
         writer.WriteNumber("connects", _client.ConnectCount);
     }
 
-    public void WriteMetrics(StringBuilder builder)
-    {
-        builder.Append("# HELP router_control_plane_connected 1 when connected to the control plane.\n# TYPE router_control_plane_connected gauge\n");
-        builder.Append("router_control_plane_connected ").Append(_client.State == ControlPlaneState.Connected ? 1 : 0).Append('\n');
-        builder.Append("# HELP router_control_plane_applied_version Last control-plane version applied.\n# TYPE router_control_plane_applied_version gauge\n");
-        builder.Append("router_control_plane_applied_version ").Append((_client.AppliedVersion ?? 0).ToString(CultureInfo.InvariantCulture)).Append('\n');
-    }
+    public bool Connected => _client.State == ControlPlaneState.Connected;
+
+    public long? AppliedVersion => _client.AppliedVersion;
 }

@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Diagnostics;
 using System.IO.Pipelines;
 using System.Net;
 using System.Runtime.CompilerServices;
@@ -7,6 +8,7 @@ using Microsoft.Extensions.Logging;
 using Router.Core.Resilience;
 using Router.Core.Routing;
 using Router.Net.Http1;
+using Router.Net.Observability;
 using Router.Net.Transport;
 using HttpMethod = Router.Net.Http1.HttpMethod;
 using HttpVersion = Router.Net.Http1.HttpVersion;
@@ -28,6 +30,11 @@ internal sealed partial class ProxyConnection : IHeartbeatTarget
     private ChunkedDecoder _requestChunks;
     private ChunkedDecoder _responseChunks;
     private UpstreamConnection? _upstream;
+
+    // Per-request metrics state: when the head was parsed, the status sent, and whose counters get it.
+    private long _requestStart;
+    private int _status;
+    private RequestCounters? _counters;
 
     // Deadlines in Environment.TickCount64 ms; long.MaxValue = none. Checked by the shared heartbeat.
     private long _headDeadline = long.MaxValue;
@@ -177,7 +184,9 @@ internal sealed partial class ProxyConnection : IHeartbeatTarget
                 {
                     input.AdvanceTo(buffer.End);
                     LogRejected(_runtime.Logger, ex.StatusCode, ex.Message);
+                    BeginRequest();
                     await RespondAndCloseAsync(ex.StatusCode).ConfigureAwait(false);
+                    RecordRequest();
                     return;
                 }
 
@@ -197,7 +206,9 @@ internal sealed partial class ProxyConnection : IHeartbeatTarget
             }
 
             Volatile.Write(ref _headDeadline, long.MaxValue);
+            BeginRequest();
             bool keepAlive = await HandleRequestAsync().ConfigureAwait(false);
+            RecordRequest();
             _request.Release();
             if (!keepAlive)
             {
@@ -234,6 +245,12 @@ internal sealed partial class ProxyConnection : IHeartbeatTarget
             if (!snapshot.TryMatch(_request[_request.Host], path, _request[_request.MethodToken], out var route))
             {
                 return await RespondLocalAsync(404, keepAlive).ConfigureAwait(false);
+            }
+
+            var slots = route.Metrics as RequestCounters[];
+            if (slots is not null)
+            {
+                _counters = slots[0];
             }
 
             if (!route.Limit.TryEnter())
@@ -274,6 +291,7 @@ internal sealed partial class ProxyConnection : IHeartbeatTarget
 
                 var cluster = selection.Cluster!;
                 var destination = selection.Destination;
+                SelectCounters(route, cluster);
                 ForwardResult result;
                 try
                 {
@@ -285,6 +303,10 @@ internal sealed partial class ProxyConnection : IHeartbeatTarget
                 }
 
                 DestinationSelector.Record(cluster, destination, result.Outcome, selection.IsTrial);
+                if (RouterMetrics.FailureLabel(result.Outcome) is not null)
+                {
+                    Interlocked.Increment(ref _runtime.Metrics.UpstreamFailures(cluster.Id)[(int)result.Outcome]);
+                }
                 if (!result.Responded && IsRetryable(result.Outcome) && attempt + 1 < (cluster.Config.Retry?.MaxAttempts ?? 1)
                     && heldRetry is null && cluster.Retries is { } budget && budget.TryAcquireRetry(Volatile.Read(ref cluster.InFlight)))
                 {
@@ -431,6 +453,7 @@ internal sealed partial class ProxyConnection : IHeartbeatTarget
         }
 
         int code = response.StatusCode;
+        _status = code;
         var success = code >= 500 ? UpstreamOutcome.ServerError : UpstreamOutcome.Success;
         if (code == 101 && tunnel)
         {
@@ -628,6 +651,7 @@ internal sealed partial class ProxyConnection : IHeartbeatTarget
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<bool> RespondLocalAsync(int status, bool keepAlive, byte[]? extraHeaders = null)
     {
+        _status = status;
         // A body we did not read cannot be skipped safely without reading it: close instead.
         if (_request.HasBody)
         {
@@ -655,6 +679,7 @@ internal sealed partial class ProxyConnection : IHeartbeatTarget
     /// <summary>Answers with an error and <c>Connection: close</c>, then lingers briefly so the client reads it before the close.</summary>
     private async ValueTask RespondAndCloseAsync(int status, byte[]? extraHeaders = null)
     {
+        _status = status;
         HeadWriter.WriteLocal(_client.Output, status, close: true, extraHeaders);
         await _client.Output.FlushAsync().ConfigureAwait(false);
         await _client.Output.CompleteAsync().ConfigureAwait(false);
@@ -679,6 +704,42 @@ internal sealed partial class ProxyConnection : IHeartbeatTarget
             input.AdvanceTo(result.Buffer.End);
             if (result.IsCompleted || result.IsCanceled)
             {
+                return;
+            }
+        }
+    }
+
+    private void BeginRequest()
+    {
+        _requestStart = Stopwatch.GetTimestamp();
+        _status = 0;
+        _counters = _runtime.Metrics.NoRoute;
+    }
+
+    /// <summary>Counts the request once its response went out; a client that vanished first (status 0) is not counted.</summary>
+    private void RecordRequest()
+    {
+        if (_status != 0)
+        {
+            _counters?.Record(_status, Stopwatch.GetTimestamp() - _requestStart);
+        }
+
+        _counters = null;
+    }
+
+    private void SelectCounters(CompiledRoute route, ClusterState cluster)
+    {
+        if (route.Metrics is not RequestCounters[] slots || ReferenceEquals(cluster, route.Cluster))
+        {
+            return;
+        }
+
+        var fallbacks = route.Fallbacks;
+        for (int i = 0; i < fallbacks.Length; i++)
+        {
+            if (ReferenceEquals(fallbacks[i], cluster))
+            {
+                _counters = slots[i + 1];
                 return;
             }
         }

@@ -27,6 +27,9 @@ internal sealed class ProxyRuntime
 
     public RoutingTable Table { get; }
 
+    /// <summary>Counters the hot path bumps; set once by the host before any connection is accepted.</summary>
+    public Observability.RouterMetrics Metrics { get; set; } = null!;
+
     public HttpLimits Limits { get; }
 
     public Heartbeat Heartbeat { get; }

@@ -33,6 +33,9 @@ internal sealed partial class ConfigApplier : IConfigSink
     /// <summary>Raised after a config went live, with the new and the replaced snapshot.</summary>
     public event Action<RoutingSnapshot, RoutingSnapshot?>? Applied;
 
+    /// <summary>Raised when a config was rejected (last-known-good keeps serving).</summary>
+    public event Action<ApplyFailure>? Rejected;
+
     public RoutingSnapshot? Current => _table.Current;
 
     public ApplyFailure? LastFailure => Volatile.Read(ref _lastFailure);
@@ -66,6 +69,7 @@ internal sealed partial class ConfigApplier : IConfigSink
     {
         var failure = new ApplyFailure(DateTimeOffset.UtcNow, source, errors);
         Volatile.Write(ref _lastFailure, failure);
+        Rejected?.Invoke(failure);
         LogRejected(_logger, source, errors.Count, string.Join("; ", errors));
         return new ApplyOutcome(false, _table.Current?.Info, errors, "");
     }

@@ -4,6 +4,7 @@ using Router.Core.Routing;
 using Router.Net.Admin;
 using Router.Net.Forwarding;
 using Router.Net.Health;
+using Router.Net.Observability;
 using Router.Net.Http1;
 using Router.Net.Transport;
 
@@ -50,14 +51,25 @@ internal sealed class RouterHost : IAsyncDisposable
         _heartbeat = new Heartbeat(options.HeartbeatPeriod);
         Runtime = new ProxyRuntime(Table, options.Limits, _heartbeat, loggerFactory);
         _health = new HealthCheckCoordinator(loggerFactory);
+        Metrics = new RouterMetrics(Runtime, () => ControlPlaneStatus?.AppliedVersion, () => ControlPlaneStatus?.Connected ?? false);
+        Runtime.Metrics = Metrics;
+        Exporter = new PrometheusExporter(RouterMetrics.MeterName);
         Applier.Applied += (next, _) =>
         {
+            Metrics.OnConfigApplied(next);
+            Metrics.CountReload(applied: true);
             Runtime.OnConfigApplied(next);
             _health.OnConfigApplied(next);
         };
+        Applier.Rejected += _ => Metrics.CountReload(applied: false);
     }
 
     public RoutingTable Table { get; }
+
+    public RouterMetrics Metrics { get; }
+
+    /// <summary>Renders <see cref="Metrics"/> for <c>GET /metrics</c>.</summary>
+    public PrometheusExporter Exporter { get; }
 
     public ConfigApplier Applier { get; }
 
@@ -130,6 +142,8 @@ internal sealed class RouterHost : IAsyncDisposable
 
         _heartbeat.Dispose();
         await _health.DisposeAsync().ConfigureAwait(false);
+        Exporter.Dispose();
+        Metrics.Dispose();
         var snapshot = Table.Current;
         if (snapshot is not null)
         {
@@ -151,5 +165,9 @@ internal interface IStatusContributor
 {
     void WriteStatus(System.Text.Json.Utf8JsonWriter writer);
 
-    void WriteMetrics(System.Text.StringBuilder builder);
+    /// <summary>True while connected to the control plane.</summary>
+    bool Connected { get; }
+
+    /// <summary>The last control-plane version applied, if any.</summary>
+    long? AppliedVersion { get; }
 }

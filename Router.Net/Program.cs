@@ -17,11 +17,12 @@ internal static class Program
         var cacheDir = new Option<string?>("--cache-dir") { Description = "Directory for the last-known-good config pushed by the control plane." };
         var nodeId = new Option<string?>("--node-id") { Description = "This router's id in the fleet (default: host name)." };
         var demo = new Option<bool>("--demo") { Description = "Start two in-process demo upstreams and a config that routes to them." };
+        var accessLog = new Option<string?>("--access-log") { Description = "Write one JSON line per request to FILE ('-' for standard output)." };
         var drain = new Option<int>("--drain-timeout-ms") { Description = "Time in-flight requests get on shutdown.", DefaultValueFactory = _ => 30000 };
 
         var root = new RootCommand("Router: a high-performance HTTP/1.1 edge router.")
         {
-            config, listen, admin, controlPlane, tokenFile, caFile, cacheDir, nodeId, demo, drain,
+            config, listen, admin, controlPlane, tokenFile, caFile, cacheDir, nodeId, demo, drain, accessLog,
         };
         root.SetAction((parse, cancellationToken) => RouterApp.RunAsync(
             new RouterAppOptions
@@ -35,6 +36,7 @@ internal static class Program
                 CacheDir = parse.GetValue(cacheDir),
                 NodeId = parse.GetValue(nodeId),
                 Demo = parse.GetValue(demo),
+                AccessLog = parse.GetValue(accessLog),
                 DrainTimeout = TimeSpan.FromMilliseconds(parse.GetValue(drain)),
             },
             cancellationToken));

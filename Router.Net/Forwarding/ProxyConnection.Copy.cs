@@ -38,6 +38,7 @@ internal sealed partial class ProxyConnection
             }
 
             Write(destination, buffer);
+            CountResponseBytes(route, buffer.Length);
             remaining -= buffer.Length;
             source.AdvanceTo(buffer.End);
             Touch(route);
@@ -93,6 +94,7 @@ internal sealed partial class ProxyConnection
 
             var body = buffer.Slice(0, consumed);
             Write(destination, body);
+            CountResponseBytes(fromClient ? null : route, consumed);
             source.AdvanceTo(body.End, buffer.End);
             Touch(route);
             if (!await FlushAsync(destination).ConfigureAwait(false))
@@ -135,6 +137,7 @@ internal sealed partial class ProxyConnection
             }
 
             Write(destination, buffer);
+            CountResponseBytes(route, buffer.Length);
             source.AdvanceTo(buffer.End);
             Touch(route);
             if (!await FlushAsync(destination).ConfigureAwait(false))
@@ -146,6 +149,15 @@ internal sealed partial class ProxyConnection
             {
                 return CopyStatus.Done;
             }
+        }
+    }
+
+    /// <summary>Response copies pass their route; request copies pass null.</summary>
+    private void CountResponseBytes(CompiledRoute? route, long bytes)
+    {
+        if (route is not null)
+        {
+            _responseBytes += bytes;
         }
     }
 

@@ -36,6 +36,16 @@ internal sealed partial class ProxyConnection : IHeartbeatTarget
     private int _status;
     private RequestCounters? _counters;
 
+    // Access-log fields of the current request (only read when the access log is on).
+    private string? _routeId;
+    private ClusterState? _servedBy;
+    private DestinationState? _destination;
+    private long _responseBytes;
+    private long _upstreamStart;
+    private long _upstreamTicks;
+    private UpstreamOutcome _outcome;
+    private bool _local;
+
     // Deadlines in Environment.TickCount64 ms; long.MaxValue = none. Checked by the shared heartbeat.
     private long _headDeadline = long.MaxValue;
     private long _responseDeadline = long.MaxValue;
@@ -247,6 +257,7 @@ internal sealed partial class ProxyConnection : IHeartbeatTarget
                 return await RespondLocalAsync(404, keepAlive).ConfigureAwait(false);
             }
 
+            _routeId = route.Id;
             var slots = route.Metrics as RequestCounters[];
             if (slots is not null)
             {
@@ -292,6 +303,8 @@ internal sealed partial class ProxyConnection : IHeartbeatTarget
                 var cluster = selection.Cluster!;
                 var destination = selection.Destination;
                 SelectCounters(route, cluster);
+                _servedBy = cluster;
+                _destination = destination;
                 ForwardResult result;
                 try
                 {
@@ -302,6 +315,7 @@ internal sealed partial class ProxyConnection : IHeartbeatTarget
                     cluster.Limit.Exit();
                 }
 
+                _outcome = result.Outcome;
                 DestinationSelector.Record(cluster, destination, result.Outcome, selection.IsTrial);
                 if (RouterMetrics.FailureLabel(result.Outcome) is not null)
                 {
@@ -417,7 +431,9 @@ internal sealed partial class ProxyConnection : IHeartbeatTarget
 
         Volatile.Write(ref _timedOut, 0);
         Volatile.Write(ref _responseDeadline, Environment.TickCount64 + route.ResponseTimeoutMs);
+        _upstreamStart = Stopwatch.GetTimestamp();
         var head = await ReadResponseHeadAsync(upstream).ConfigureAwait(false);
+        _upstreamTicks = Stopwatch.GetTimestamp() - _upstreamStart;
         Volatile.Write(ref _responseDeadline, long.MaxValue);
         var response = upstream.Response;
 
@@ -652,6 +668,7 @@ internal sealed partial class ProxyConnection : IHeartbeatTarget
     private async ValueTask<bool> RespondLocalAsync(int status, bool keepAlive, byte[]? extraHeaders = null)
     {
         _status = status;
+        _local = true;
         // A body we did not read cannot be skipped safely without reading it: close instead.
         if (_request.HasBody)
         {
@@ -680,6 +697,7 @@ internal sealed partial class ProxyConnection : IHeartbeatTarget
     private async ValueTask RespondAndCloseAsync(int status, byte[]? extraHeaders = null)
     {
         _status = status;
+        _local = true;
         HeadWriter.WriteLocal(_client.Output, status, close: true, extraHeaders);
         await _client.Output.FlushAsync().ConfigureAwait(false);
         await _client.Output.CompleteAsync().ConfigureAwait(false);
@@ -714,17 +732,42 @@ internal sealed partial class ProxyConnection : IHeartbeatTarget
         _requestStart = Stopwatch.GetTimestamp();
         _status = 0;
         _counters = _runtime.Metrics.NoRoute;
+        _routeId = null;
+        _servedBy = null;
+        _destination = null;
+        _responseBytes = 0;
+        _upstreamTicks = 0;
+        _outcome = UpstreamOutcome.Success;
+        _local = false;
     }
 
     /// <summary>Counts the request once its response went out; a client that vanished first (status 0) is not counted.</summary>
     private void RecordRequest()
     {
+        long elapsed = Stopwatch.GetTimestamp() - _requestStart;
         if (_status != 0)
         {
-            _counters?.Record(_status, Stopwatch.GetTimestamp() - _requestStart);
+            _counters?.Record(_status, elapsed);
         }
 
         _counters = null;
+        if (_runtime.AccessLog is { } log)
+        {
+            bool parsed = _request.Length > 0;
+            log.Record(
+                _clientAddress,
+                parsed ? _request[_request.MethodToken] : default,
+                parsed ? _request[_request.Host] : default,
+                parsed ? _request[_request.Target] : default,
+                _routeId,
+                _servedBy?.Id,
+                _destination?.Address,
+                _status,
+                _responseBytes,
+                elapsed,
+                _upstreamTicks,
+                _local && _outcome == UpstreamOutcome.Success ? "local" : OutcomeNames.Of(_outcome));
+        }
     }
 
     private void SelectCounters(CompiledRoute route, ClusterState cluster)

@@ -30,6 +30,9 @@ internal sealed class ProxyRuntime
     /// <summary>Counters the hot path bumps; set once by the host before any connection is accepted.</summary>
     public Observability.RouterMetrics Metrics { get; set; } = null!;
 
+    /// <summary>The access log, when one is configured.</summary>
+    public Observability.AccessLog? AccessLog { get; set; }
+
     public HttpLimits Limits { get; }
 
     public Heartbeat Heartbeat { get; }

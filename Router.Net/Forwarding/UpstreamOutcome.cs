@@ -73,3 +73,35 @@ internal static class ShedHeaders
         _ => "no_destination",
     };
 }
+
+/// <summary>Lower-case names of outcomes for the access log, computed once.</summary>
+internal static class OutcomeNames
+{
+    private static readonly string[] s_names = BuildNames();
+
+    public static string Of(UpstreamOutcome outcome) => s_names[(int)outcome];
+
+    private static string[] BuildNames()
+    {
+        var values = Enum.GetValues<UpstreamOutcome>();
+        var names = new string[values.Length];
+        foreach (var value in values)
+        {
+            var name = value.ToString();
+            var builder = new System.Text.StringBuilder(name.Length + 4);
+            for (int i = 0; i < name.Length; i++)
+            {
+                if (char.IsUpper(name[i]) && i > 0)
+                {
+                    builder.Append('_');
+                }
+
+                builder.Append(char.ToLowerInvariant(name[i]));
+            }
+
+            names[(int)value] = builder.ToString();
+        }
+
+        return names;
+    }
+}

@@ -28,6 +28,8 @@ internal sealed class RouterAppOptions
 
     public bool Demo { get; init; }
 
+    public string? AccessLog { get; init; }
+
     public TimeSpan DrainTimeout { get; init; } = TimeSpan.FromSeconds(30);
 }
 
@@ -66,6 +68,7 @@ internal static partial class RouterApp
         var hostOptions = new RouterHostOptions
         {
             DrainTimeout = options.DrainTimeout,
+            AccessLogPath = options.AccessLog,
             Admin = ParseEndPoint(options.Admin ?? "127.0.0.1:9901"),
         };
         foreach (var listen in options.Listen)

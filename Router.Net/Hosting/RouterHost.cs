@@ -24,6 +24,9 @@ internal sealed class RouterHostOptions
     /// <summary>How long in-flight requests get to finish on shutdown. 30 s, as Kubernetes' default grace period.</summary>
     public TimeSpan DrainTimeout { get; set; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>Access log file ("-" for standard output); null for none.</summary>
+    public string? AccessLogPath { get; set; }
+
     /// <summary>Heartbeat period: the resolution of every timeout.</summary>
     public TimeSpan HeartbeatPeriod { get; set; } = TimeSpan.FromMilliseconds(250);
 }
@@ -54,6 +57,11 @@ internal sealed class RouterHost : IAsyncDisposable
         Metrics = new RouterMetrics(Runtime, () => ControlPlaneStatus?.AppliedVersion, () => ControlPlaneStatus?.Connected ?? false);
         Runtime.Metrics = Metrics;
         Exporter = new PrometheusExporter(RouterMetrics.MeterName);
+        if (options.AccessLogPath is not null)
+        {
+            Runtime.AccessLog = AccessLog.Open(options.AccessLogPath, loggerFactory.CreateLogger("Router.AccessLog"));
+        }
+
         Applier.Applied += (next, _) =>
         {
             Metrics.OnConfigApplied(next);
@@ -144,6 +152,10 @@ internal sealed class RouterHost : IAsyncDisposable
         await _health.DisposeAsync().ConfigureAwait(false);
         Exporter.Dispose();
         Metrics.Dispose();
+        if (Runtime.AccessLog is not null)
+        {
+            await Runtime.AccessLog.DisposeAsync().ConfigureAwait(false);
+        }
         var snapshot = Table.Current;
         if (snapshot is not null)
         {

@@ -113,17 +113,17 @@ def main():
     mem_path = os.path.join(work, "mem.tsv")
     if os.path.exists(mem_path):
         mem = [line.rstrip("\n").split("\t") for line in open(mem_path) if line.strip()]
-        per_conn = {}
-        for target, fresh, before, after, ok, count in mem:
-            per_conn[target] = (int(after) - int(before)) / int(count) if int(count) else None
-        ref = per_conn.get("nginx")
         out.append("### Resident memory (VmRSS, summed over all the target's processes)\n")
-        out.append("| target | RSS at start MiB | RSS idle after load MiB | RSS with N idle keep-alive conns MiB "
+        out.append("| phase | target | RSS at start MiB | RSS before MiB | RSS with N idle keep-alive conns MiB "
                    "| N (answered) | KB per idle conn | per conn ÷ nginx |")
-        out.append("|---|---|---|---|---|---|---|")
-        for target, fresh, before, after, ok, count in mem:
-            pc = per_conn[target]
-            out.append(f"| {target} | {int(fresh) / 1024:.1f} | {int(before) / 1024:.1f} | {int(after) / 1024:.1f} "
+        out.append("|---|---|---|---|---|---|---|---|")
+        per_conn = {}
+        for phase, target, fresh, before, after, ok, count in mem:
+            per_conn[(phase, target)] = (int(after) - int(before)) / int(count) if int(count) else None
+        for phase, target, fresh, before, after, ok, count in mem:
+            pc = per_conn[(phase, target)]
+            ref = per_conn.get((phase, "nginx"))
+            out.append(f"| {phase} | {target} | {int(fresh) / 1024:.1f} | {int(before) / 1024:.1f} | {int(after) / 1024:.1f} "
                        f"| {count} ({ok}) | {fmt(pc, 2)} | {ratio(pc, ref)} |")
         out.append("")
     print("\n".join(out))

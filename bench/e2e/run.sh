@@ -168,6 +168,20 @@ TARGETS+=(nginx haproxy yarp)
 declare -A RSS_FRESH
 for t in "${TARGETS[@]}"; do RSS_FRESH[$t]=$(rss_kb $(pids_of "$t")); done
 
+memory_phase() { # phase label -> mem.tsv rows: VmRSS before and with IDLE_CONNS idle keep-alive connections
+    local t before after ok
+    for t in "${TARGETS[@]}"; do
+        log "memory ($1): $t with $IDLE_CONNS idle keep-alive connections"
+        read -r before after ok < <(python3 "$HERE/idle_conns.py" "${PORT[$t]}" "$IDLE_CONNS" $(pids_of "$t"))
+        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$t" "${RSS_FRESH[$t]}" "$before" "$after" "$ok" "$IDLE_CONNS" >>"$T/mem.tsv"
+        sleep 1
+    done
+}
+
+# --- memory on nearly fresh processes: one connection for 1 s (code paths loaded), then the idle connections ------
+for t in "${TARGETS[@]}"; do wrk -t1 -c1 -d1s "http://127.0.0.1:${PORT[$t]}/" >/dev/null; done
+memory_phase fresh
+
 # --- warm-up -------------------------------------------------------------------------------------------------
 for t in "${TARGETS[@]}"; do
     log "warming $t"
@@ -198,14 +212,8 @@ done
 
 ADMIN_CLUSTERS=$(curl -s "http://127.0.0.1:$((BASE_PORT + 11))/admin/clusters" || true)
 
-# --- memory: idle, then with IDLE_CONNS idle keep-alive connections that each made one request ---------------
-for t in "${TARGETS[@]}"; do
-    log "memory: $t with $IDLE_CONNS idle keep-alive connections"
-    read -r before after ok < <(python3 "$HERE/idle_conns.py" "${PORT[$t]}" "$IDLE_CONNS" $(pids_of "$t"))
-    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "${RSS_FRESH[$t]}" "$before" "$after" "$ok" "$IDLE_CONNS" >>"$T/mem.tsv"
-    sleep 1
-done
-
+# --- memory after the load: the heap and pools are grown, so new connections may land in memory already touched -
+memory_phase after
 BUSY_AFTER_STOP=
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 cleanup
@@ -253,8 +261,10 @@ CLK_TCK=$(getconf CLK_TCK)
     echo "  one route \`{**catch-all}\` and one cluster from LoadFromMemory; no DOTNET_ environment variables."
     echo "- CPU per request: utime+stime delta (fields 14-15 of /proc/PID/stat, all of the target's processes: nginx master and"
     echo "  workers) across the wrk run, divided by the requests wrk completed. Proxy CPU only: the upstream's CPU is not in it."
-    echo "- Memory: VmRSS summed over the target's processes; at start (before warm-up), idle after all the load, then with"
-    echo "  $IDLE_CONNS keep-alive connections opened by bench/e2e/idle_conns.py, each having made one \`GET /\` (one at a time) and held open."
+    echo "- Memory: VmRSS summed over the target's processes, at start and then twice with $IDLE_CONNS keep-alive connections opened"
+    echo "  by bench/e2e/idle_conns.py, each having made one \`GET /\` (one at a time) and held open, 2 s after the last answer:"
+    echo "  **fresh** = right after start and one connection of load for 1 s (before the warm-up), **after** = after all the load rounds."
+    echo "  The fresh figure is the per-connection cost; after load, grown heaps and pools absorb new connections."
     echo
     echo "## Commands"
     echo
@@ -262,7 +272,7 @@ CLK_TCK=$(getconf CLK_TCK)
     echo "- $ROUNDS rounds; in each round, for each target (order reversed on even rounds):"
     echo "  \`wrk -t2 -c$C_SMALL -d${DURATION}s --latency http://127.0.0.1:PORT/\`, \`wrk -t2 -c$C_LARGE -d${DURATION}s --latency http://127.0.0.1:PORT/\`,"
     echo "  \`wrk -t2 -c$C_BIG -d${DURATION}s --latency http://127.0.0.1:PORT/1m\`"
-    echo "- memory: \`python3 bench/e2e/idle_conns.py PORT $IDLE_CONNS PIDS...\`"
+    echo "- memory: \`wrk -t1 -c1 -d1s http://127.0.0.1:PORT/\`, then \`python3 bench/e2e/idle_conns.py PORT $IDLE_CONNS PIDS...\`; again after the rounds"
     echo
     echo "## Results"
     echo

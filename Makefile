@@ -4,7 +4,7 @@ CONFIG ?= Release
 export DOTNET_CLI_TELEMETRY_OPTOUT=1
 export DOTNET_NOLOGO=1
 
-.PHONY: build run test bench clean
+.PHONY: build run test bench bench-e2e clean
 
 build:
 	$(DOTNET) build Router.sln -c $(CONFIG)
@@ -19,6 +19,9 @@ test:
 # Micro benchmarks (BenchmarkDotNet); results are copied to bench-results/.
 bench:
 	$(DOTNET) run --project Router.Benchmarks -c Release -- --filter '*' --memory --exporters github --artifacts BenchmarkDotNet.Artifacts
+
+# End-to-end comparison with nginx, HAProxy and YARP (wrk, ~10 min); writes bench-results/e2e-<date>.md.
+bench-e2e: ; bash bench/e2e/run.sh
 
 clean:
 	$(DOTNET) clean Router.sln

@@ -1,0 +1,288 @@
+#!/usr/bin/env bash
+# End-to-end comparison (`make bench-e2e`): Router.Net against nginx, HAProxy and YARP as reverse proxies,
+# plus the upstream hit directly, all in one run through the same nginx upstream on 127.0.0.1.
+# Writes bench-results/e2e-<date>.md. Knobs (env): DURATION (s per measurement, default 10), WARMUP (s, 5),
+# ROUNDS (2), C_SMALL (64), C_LARGE (256), C_BIG (16, connections for the 1 MiB body), IDLE_CONNS (2000),
+# NOINLINE (1: also run Router without inline socket completions), BASE_PORT (18080), OUT (results file),
+# KEEP_WORK (1: keep the temp dir with configs, logs and raw wrk output).
+set -euo pipefail
+
+cd "$(dirname "$0")/../.."
+ROOT=$PWD
+HERE=$ROOT/bench/e2e
+DURATION=${DURATION:-10}
+WARMUP=${WARMUP:-5}
+ROUNDS=${ROUNDS:-2}
+C_SMALL=${C_SMALL:-64}
+C_LARGE=${C_LARGE:-256}
+C_BIG=${C_BIG:-16}
+IDLE_CONNS=${IDLE_CONNS:-2000}
+NOINLINE=${NOINLINE:-1}
+BASE_PORT=${BASE_PORT:-18080}
+OUT=${OUT:-$ROOT/bench-results/e2e-$(date +%F).md}
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
+
+log() { echo "[bench-e2e $(date +%T)] $*" >&2; }
+
+# --- tools: Debian packages only -----------------------------------------------------------------------------
+SUDO=
+if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; fi
+missing=0
+for tool in wrk nginx haproxy; do
+    command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || missing=1
+done
+if [ "$missing" -eq 1 ]; then
+    log "installing wrk nginx haproxy from Debian packages"
+    $SUDO apt-get update
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y wrk nginx haproxy
+fi
+export PATH=$PATH:/usr/sbin
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+
+# --- build ---------------------------------------------------------------------------------------------------
+log "building Router.Net and the YARP host (Release)"
+dotnet build Router.Net/Router.Net.csproj -c Release -v q -nologo >/dev/null
+dotnet build bench/YarpHost/YarpHost.csproj -c Release -v q -nologo >/dev/null
+ROUTER_BIN=$ROOT/Router.Net/bin/Release/net10.0/Router.Net
+YARP_BIN=$ROOT/bench/YarpHost/bin/Release/net10.0/YarpHost
+
+# --- work dir and process bookkeeping ------------------------------------------------------------------------
+T=$(mktemp -d /tmp/router-e2e.XXXXXX)
+mkdir -p "$T/wrk"
+: >"$T/results.tsv"
+: >"$T/mem.tsv"
+declare -A PORT MAIN
+STARTED=()
+
+cleanup() {
+    local pid
+    for pid in "${STARTED[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    for pid in "${STARTED[@]}"; do wait "$pid" 2>/dev/null || true; done
+    STARTED=()
+}
+on_exit() {
+    cleanup
+    if [ "${KEEP_WORK:-0}" -eq 1 ]; then log "work dir kept: $T"; else rm -rf "$T"; fi
+}
+trap on_exit EXIT
+
+USER_LINE=
+if [ "$(id -u)" -eq 0 ]; then USER_LINE="user root;"; fi
+
+render() { # template dir port -> writes dir/conf
+    sed -e "s|@DIR@|$2|g" -e "s|@PORT@|$3|g" -e "s|@UPSTREAM_PORT@|$BASE_PORT|g" -e "s|@USER@|$USER_LINE|g" "$1"
+}
+
+wait_port() { # port
+    local i
+    for i in $(seq 1 150); do
+        if curl -s -o /dev/null "http://127.0.0.1:$1/"; then return 0; fi
+        sleep 0.2
+    done
+    log "nothing answers on port $1"; return 1
+}
+
+pids_of() { # target -> main pid and its direct children (nginx workers)
+    local main=${MAIN[$1]}
+    echo "$main" $(pgrep -P "$main" || true)
+}
+
+ticks() { # pids... -> utime+stime summed, in CLK_TCK ticks (fields 14-15 of /proc/PID/stat)
+    local total=0 pid
+    for pid in "$@"; do
+        if [ -r "/proc/$pid/stat" ]; then
+            # Drop "pid (comm) " first so a comm with spaces can't shift the fields: 14-15 become 12-13.
+            total=$((total + $(sed 's/^.*) //' "/proc/$pid/stat" | awk '{print $12 + $13}')))
+        fi
+    done
+    echo "$total"
+}
+
+rss_kb() { # pids... -> VmRSS summed (kB)
+    local total=0 pid v
+    for pid in "$@"; do
+        v=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
+        total=$((total + ${v:-0}))
+    done
+    echo "$total"
+}
+
+busy_pct() { # seconds -> whole-machine busy % over that window, from /proc/stat
+    local a b
+    a=($(head -1 /proc/stat)); sleep "$1"; b=($(head -1 /proc/stat))
+    local idle=$(( (b[4] + b[5]) - (a[4] + a[5]) )) total=0 i
+    for i in 1 2 3 4 5 6 7 8; do total=$((total + b[i] - a[i])); done
+    echo $(( total > 0 ? 100 * (total - idle) / total : 0 ))
+}
+
+# --- machine and background load before we start anything ----------------------------------------------------
+BUSY_BEFORE=$(busy_pct 5)
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# --- upstream ------------------------------------------------------------------------------------------------
+UP=$T/upstream
+mkdir -p "$UP/www"
+head -c 1048576 /dev/urandom >"$UP/www/1m"
+render "$HERE/upstream.nginx.conf.in" "$UP" "$BASE_PORT" >"$UP/nginx.conf"
+nginx -p "$UP" -c "$UP/nginx.conf" -g 'daemon off;' &
+MAIN[direct]=$!; STARTED+=($!); PORT[direct]=$BASE_PORT
+wait_port "$BASE_PORT"
+body=$(curl -s "http://127.0.0.1:$BASE_PORT/")
+[ "${#body}" -eq 11 ] || { log "upstream body is not 12 bytes"; exit 1; }   # $(...) strips the final \n
+
+# --- proxies -------------------------------------------------------------------------------------------------
+ROUTER_ENV="DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1 DOTNET_TieredPGO=1"
+render "$HERE/router.json.in" "$T" 0 >"$T/router.json"
+start_router() { # target port admin_port inline(0/1)
+    local extra=()
+    if [ "$4" -eq 1 ]; then extra=(DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1); fi
+    env "${extra[@]}" DOTNET_TieredPGO=1 "$ROUTER_BIN" --config "$T/router.json" \
+        --listen "127.0.0.1:$2" --admin "127.0.0.1:$3" >"$T/$1.log" 2>&1 &
+    MAIN[$1]=$!; STARTED+=($!); PORT[$1]=$2
+    wait_port "$2"
+}
+start_router router $((BASE_PORT + 1)) $((BASE_PORT + 11)) 1
+TARGETS=(direct router)
+if [ "$NOINLINE" -eq 1 ]; then
+    start_router router-noinline $((BASE_PORT + 5)) $((BASE_PORT + 15)) 0
+    TARGETS+=(router-noinline)
+fi
+
+NG=$T/nginx-proxy
+mkdir -p "$NG"
+render "$HERE/proxy.nginx.conf.in" "$NG" $((BASE_PORT + 2)) >"$NG/nginx.conf"
+nginx -p "$NG" -c "$NG/nginx.conf" -g 'daemon off;' &
+MAIN[nginx]=$!; STARTED+=($!); PORT[nginx]=$((BASE_PORT + 2))
+wait_port $((BASE_PORT + 2))
+
+render "$HERE/haproxy.cfg.in" "$T" $((BASE_PORT + 3)) >"$T/haproxy.cfg"
+haproxy -db -f "$T/haproxy.cfg" >"$T/haproxy.log" 2>&1 &
+MAIN[haproxy]=$!; STARTED+=($!); PORT[haproxy]=$((BASE_PORT + 3))
+wait_port $((BASE_PORT + 3))
+
+"$YARP_BIN" --listen "127.0.0.1:$((BASE_PORT + 4))" --upstream "127.0.0.1:$BASE_PORT" >"$T/yarp.log" 2>&1 &
+MAIN[yarp]=$!; STARTED+=($!); PORT[yarp]=$((BASE_PORT + 4))
+wait_port $((BASE_PORT + 4))
+TARGETS+=(nginx haproxy yarp)
+
+declare -A RSS_FRESH
+for t in "${TARGETS[@]}"; do RSS_FRESH[$t]=$(rss_kb $(pids_of "$t")); done
+
+memory_phase() { # phase label -> mem.tsv rows: VmRSS before and with IDLE_CONNS idle keep-alive connections
+    local t before after ok
+    for t in "${TARGETS[@]}"; do
+        log "memory ($1): $t with $IDLE_CONNS idle keep-alive connections"
+        read -r before after ok < <(python3 "$HERE/idle_conns.py" "${PORT[$t]}" "$IDLE_CONNS" $(pids_of "$t"))
+        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$t" "${RSS_FRESH[$t]}" "$before" "$after" "$ok" "$IDLE_CONNS" >>"$T/mem.tsv"
+        sleep 1
+    done
+}
+
+# --- memory on nearly fresh processes: one connection for 1 s (code paths loaded), then the idle connections ------
+for t in "${TARGETS[@]}"; do wrk -t1 -c1 -d1s "http://127.0.0.1:${PORT[$t]}/" >/dev/null; done
+memory_phase fresh
+
+# --- warm-up -------------------------------------------------------------------------------------------------
+for t in "${TARGETS[@]}"; do
+    log "warming $t"
+    wrk -t2 -c"$C_SMALL" -d"${WARMUP}s" "http://127.0.0.1:${PORT[$t]}/" >/dev/null
+    wrk -t2 -c"$C_BIG" -d2s "http://127.0.0.1:${PORT[$t]}/1m" >/dev/null
+done
+
+# --- measured rounds: every scenario for every target per round, target order reversed on even rounds --------
+measure() { # round scenario target conns path
+    local pids t0 t1 file=$T/wrk/$1-$2-$3.txt
+    pids=$(pids_of "$3")
+    t0=$(ticks $pids)
+    wrk -t2 -c"$4" -d"${DURATION}s" --latency "http://127.0.0.1:${PORT[$3]}$5" >"$file" 2>&1
+    t1=$(ticks $pids)
+    printf '%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" $((t1 - t0)) "$file" >>"$T/results.tsv"
+    log "round $1 $2 $3: $(awk '/Requests\/sec/ {print $2}' "$file") rps, $((t1 - t0)) ticks"
+}
+BUSY_DURING=()
+for round in $(seq 1 "$ROUNDS"); do
+    order=("${TARGETS[@]}")
+    if [ $((round % 2)) -eq 0 ]; then
+        order=(); for ((i = ${#TARGETS[@]} - 1; i >= 0; i--)); do order+=("${TARGETS[$i]}"); done
+    fi
+    for t in "${order[@]}"; do measure "$round" c64 "$t" "$C_SMALL" /; done
+    for t in "${order[@]}"; do measure "$round" c256 "$t" "$C_LARGE" /; done
+    for t in "${order[@]}"; do measure "$round" big "$t" "$C_BIG" /1m; done
+done
+
+ADMIN_CLUSTERS=$(curl -s "http://127.0.0.1:$((BASE_PORT + 11))/admin/clusters" || true)
+
+# --- memory after the load: the heap and pools are grown, so new connections may land in memory already touched -
+memory_phase after
+BUSY_AFTER_STOP=
+LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+cleanup
+BUSY_AFTER_STOP=$(busy_pct 5)
+
+# --- results file --------------------------------------------------------------------------------------------
+mkdir -p "$(dirname "$OUT")"
+CLK_TCK=$(getconf CLK_TCK)
+{
+    echo "# End-to-end proxy comparison, $(date '+%F %H:%M %Z')"
+    echo
+    echo "Produced by \`make bench-e2e\` (bench/e2e/run.sh) at commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)."
+    echo "Compare ratios within this file only: every target ran in the same run, in alternating rounds."
+    echo
+    echo "## Machine"
+    echo
+    echo "- nproc: $(nproc); CPU: $(lscpu | sed -n 's/^Model name: *//p' | head -1); kernel: $(uname -r)"
+    echo "- memory: $(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo); CLK_TCK: $CLK_TCK"
+    echo "- background load (the machine is shared; other work was running): whole-machine busy ${BUSY_BEFORE}% over 5 s"
+    echo "  before any server started, ${BUSY_AFTER_STOP}% over 5 s after all were stopped; loadavg $LOAD_BEFORE at start, $LOAD_AFTER at end."
+    echo "  wrk, the upstream and the proxy under test all share the same 2 cores, so the figures are noisy; the per-round columns show the spread."
+    echo
+    echo "## Versions"
+    echo
+    echo "- $(nginx -v 2>&1)"
+    echo "- $(haproxy -v 2>&1 | head -1)"
+    echo "- $(wrk -v 2>&1 | head -1)"
+    echo "- dotnet $(dotnet --version); Yarp.ReverseProxy $(sed -n 's/.*Include="Yarp.ReverseProxy" Version="\([^"]*\)".*/\1/p' Directory.Packages.props)"
+    echo "- python $(python3 -c 'import platform; print(platform.python_version())') (idle-connection helper)"
+    echo
+    echo "## Setup"
+    echo
+    echo "- upstream: nginx, worker_processes 1, on 127.0.0.1:$BASE_PORT; \`/\` answers 200 with a 12-byte body, \`/1m\` serves a 1 MiB file"
+    echo "  (bench/e2e/upstream.nginx.conf.in). **direct** = wrk straight at the upstream (its CPU is the upstream's)."
+    echo "- **router**: \`Router.Net --config router.json --listen 127.0.0.1:$((BASE_PORT + 1)) --admin 127.0.0.1:$((BASE_PORT + 11))\`"
+    echo "  (Release build, apphost) with \`$ROUTER_ENV\`; workstation non-concurrent GC as the csproj sets."
+    if [ "$NOINLINE" -eq 1 ]; then
+        echo "- **router-noinline**: the same on port $((BASE_PORT + 5)) without \`DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS\`."
+    fi
+    echo "- **nginx** as proxy: worker_processes 2, \`upstream { keepalive 64; }\`, \`proxy_http_version 1.1\`,"
+    echo "  \`proxy_set_header Connection \"\"\`, proxy_buffering at its default (on), access_log off, keepalive_requests raised"
+    echo "  so neither side closes keep-alive connections mid-run (bench/e2e/proxy.nginx.conf.in)."
+    echo "- **haproxy**: nbthread 2, \`http-reuse always\`, \`option http-keep-alive\`, run as \`haproxy -db -f haproxy.cfg\` (bench/e2e/haproxy.cfg.in)."
+    echo "- **yarp**: bench/YarpHost (Microsoft.NET.Sdk.Web defaults, so Server GC; Kestrel defaults; logging providers cleared),"
+    echo "  one route \`{**catch-all}\` and one cluster from LoadFromMemory; no DOTNET_ environment variables."
+    echo "- CPU per request: utime+stime delta (fields 14-15 of /proc/PID/stat, all of the target's processes: nginx master and"
+    echo "  workers) across the wrk run, divided by the requests wrk completed. Proxy CPU only: the upstream's CPU is not in it."
+    echo "- Memory: VmRSS summed over the target's processes, at start and then twice with $IDLE_CONNS keep-alive connections opened"
+    echo "  by bench/e2e/idle_conns.py, each having made one \`GET /\` (one at a time) and held open, 2 s after the last answer:"
+    echo "  **fresh** = right after start and one connection of load for 1 s (before the warm-up), **after** = after all the load rounds."
+    echo "  The fresh figure is the per-connection cost; after load, grown heaps and pools absorb new connections."
+    echo
+    echo "## Commands"
+    echo
+    echo "- warm-up per target: \`wrk -t2 -c$C_SMALL -d${WARMUP}s http://127.0.0.1:PORT/\` then \`wrk -t2 -c$C_BIG -d2s http://127.0.0.1:PORT/1m\`"
+    echo "- $ROUNDS rounds; in each round, for each target (order reversed on even rounds):"
+    echo "  \`wrk -t2 -c$C_SMALL -d${DURATION}s --latency http://127.0.0.1:PORT/\`, \`wrk -t2 -c$C_LARGE -d${DURATION}s --latency http://127.0.0.1:PORT/\`,"
+    echo "  \`wrk -t2 -c$C_BIG -d${DURATION}s --latency http://127.0.0.1:PORT/1m\`"
+    echo "- memory: \`wrk -t1 -c1 -d1s http://127.0.0.1:PORT/\`, then \`python3 bench/e2e/idle_conns.py PORT $IDLE_CONNS PIDS...\`; again after the rounds"
+    echo
+    echo "## Results"
+    echo
+    echo "Means over the rounds (rps, latency); CPU µs/req = total ticks ÷ total requests over the rounds. Ratios are to nginx as proxy in this run."
+    echo
+    python3 "$HERE/report.py" "$T" "$CLK_TCK"
+    echo "Router's /admin/clusters after the load rounds:"
+    echo
+    echo '```json'
+    echo "$ADMIN_CLUSTERS"
+    echo '```'
+} >"$OUT"
+log "wrote $OUT (KEEP_WORK=1 keeps the raw wrk output)"

@@ -12,6 +12,11 @@ internal static class Program
             return await ControlPlaneFanOut.RunAsync(args[1..]);
         }
 
+        if (args.Length > 0 && args[0] == "allocprofile")
+        {
+            return await AllocationProfile.RunAsync(args[1..]);
+        }
+
         BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
         return 0;
     }

@@ -10,12 +10,18 @@ internal sealed partial class SocketConnection
         var writer = _input.Writer;
         try
         {
+            int sizeHint = MinSegment;
+            bool lastReadFilled = false;
             while (true)
             {
-                // Zero-byte receive first: an idle connection holds no buffer until data is there.
-                await _socket.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None).ConfigureAwait(false);
+                if (!lastReadFilled)
+                {
+                    // Zero-byte receive first: an idle connection holds no buffer until data is there. Skipped while a
+                    // stream is flowing (the last read filled its buffer), where it would only cost a syscall.
+                    await _socket.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None).ConfigureAwait(false);
+                }
 
-                var memory = writer.GetMemory(MinSegment);
+                var memory = writer.GetMemory(sizeHint);
                 int received = await _socket.ReceiveAsync(memory, SocketFlags.None).ConfigureAwait(false);
                 if (received == 0)
                 {
@@ -23,6 +29,10 @@ internal sealed partial class SocketConnection
                     break;
                 }
 
+                // Large bodies: grow the read size while reads come back full (4 KiB -> 64 KiB), fewer syscalls per MiB;
+                // small exchanges stay on 4 KiB blocks.
+                lastReadFilled = received == memory.Length;
+                sizeHint = lastReadFilled ? Math.Min(sizeHint * 2, MaxSegment) : MinSegment;
                 writer.Advance(received);
                 var flush = await writer.FlushAsync().ConfigureAwait(false);
                 if (flush.IsCompleted || flush.IsCanceled)

@@ -15,6 +15,7 @@ internal sealed partial class SocketConnection : ITransportConnection
     private const int PauseThreshold = 64 * 1024;
     private const int ResumeThreshold = 32 * 1024;
     private const int MinSegment = 4096;
+    private const int MaxSegment = 64 * 1024;
 
     private static readonly PipeOptions s_options = new(
         pool: null,

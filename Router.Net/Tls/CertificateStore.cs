@@ -27,19 +27,28 @@ internal sealed class CertificateStore
         RejectUnknownSni = rejectUnknownSni;
         _exact = new Dictionary<string, ServerCertificate>(StringComparer.OrdinalIgnoreCase);
         _wildcard = new Dictionary<string, ServerCertificate>(StringComparer.OrdinalIgnoreCase);
-        for (int i = 0; i < certificates.Count; i++)
+        // Configured hosts first, then the names of certificates without hosts: an operator's explicit
+        // assignment wins over a name a certificate merely carries. Within a pass the config's order breaks ties.
+        for (int pass = 0; pass < 2; pass++)
         {
-            IReadOnlyList<string> names = hosts[i].Count > 0 ? hosts[i] : certificates[i].Names;
-            foreach (var name in names)
+            for (int i = 0; i < certificates.Count; i++)
             {
-                // First certificate listed for a name wins, so the config's order is the tie-breaker.
-                if (name.StartsWith("*.", StringComparison.Ordinal))
+                bool configured = hosts[i].Count > 0;
+                if (configured != (pass == 0))
                 {
-                    _wildcard.TryAdd(name[1..], certificates[i]);
+                    continue;
                 }
-                else
+
+                foreach (var name in configured ? hosts[i] : certificates[i].Names)
                 {
-                    _exact.TryAdd(name, certificates[i]);
+                    if (name.StartsWith("*.", StringComparison.Ordinal))
+                    {
+                        _wildcard.TryAdd(name[1..], certificates[i]);
+                    }
+                    else
+                    {
+                        _exact.TryAdd(name, certificates[i]);
+                    }
                 }
             }
         }

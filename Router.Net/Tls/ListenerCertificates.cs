@@ -163,10 +163,11 @@ internal sealed partial class ListenerCertificates
                 certificates.Add(certificate);
                 hosts.Add(entry.Hosts);
             }
-            catch (CertificateLoadException ex)
+            catch (Exception ex) when (ex is CertificateLoadException or System.Security.Cryptography.CryptographicException or ArgumentException)
             {
-                string field = path == CommandLinePath ? (ex.File == CertificateFile.Cert ? "--cert" : "--key")
-                    : certPath + (ex.File == CertificateFile.Cert ? ".certFile" : ".keyFile");
+                var file = (ex as CertificateLoadException)?.File ?? CertificateFile.Cert;
+                string field = path == CommandLinePath ? (file == CertificateFile.Cert ? "--cert" : "--key")
+                    : certPath + (file == CertificateFile.Cert ? ".certFile" : ".keyFile");
                 errors.Add(new ConfigError(field, ex.Message));
             }
         }

@@ -94,7 +94,7 @@ internal sealed class ServerCertificate
         {
             withKey = X509Certificate2.CreateFromPem(certPem, keyPem);
         }
-        catch (CryptographicException ex)
+        catch (Exception ex) when (ex is CryptographicException or ArgumentException)
         {
             throw new CertificateLoadException(CertificateFile.Key, $"'{keyFile}' is not the private key of '{certFile}' (or is unreadable): {ex.Message}");
         }

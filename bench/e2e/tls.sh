@@ -89,7 +89,7 @@ nginx -c "$WORK/nginx-tls.conf" -p "$WORK"
 # HAProxy terminating TLS.
 cat > "$WORK/haproxy.cfg" <<EOF
 global
-  maxconn 20000
+  maxconn 4096
   nbthread $(nproc)
   ssl-default-bind-options ssl-min-ver TLSv1.2
 defaults
@@ -111,7 +111,7 @@ PIDS+=($!)
 
 # Router terminating TLS (Release build).
 dotnet build -c Release "$ROOT/Router.Net" -v q -nologo >/dev/null
-ROUTER_BIN="$ROOT/Router.Net/bin/Release/net10.0/router"
+ROUTER_BIN="$ROOT/Router.Net/bin/Release/net10.0/Router.Net"
 cat > "$WORK/router.json" <<EOF
 { "routes": [ { "id": "all", "match": { "pathPrefix": "/" }, "cluster": "up" } ],
   "clusters": [ { "id": "up", "destinations": [ { "address": "127.0.0.1:$UPSTREAM_PORT" } ] } ] }

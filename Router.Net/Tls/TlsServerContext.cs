@@ -62,7 +62,7 @@ internal sealed class TlsServerContext
 
     public void ExitHandshake() => _gate.Exit();
 
-    public void CountHandshake(SslApplicationProtocol protocol) => Interlocked.Increment(ref _handshakes);
+    public void CountHandshake() => Interlocked.Increment(ref _handshakes);
 
     public void CountFailure(bool timedOut)
     {

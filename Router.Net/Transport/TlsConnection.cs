@@ -15,8 +15,9 @@ namespace Router.Net.Transport;
 /// the loops let us do a zero-byte read first (SslStream passes it through to the socket since .NET 6 and frees its
 /// internal buffer while idle, so an idle TLS connection holds no buffer), share the inline-scheduled pipe options
 /// and 64 KiB back-pressure bound of <see cref="SocketConnection"/>, and coalesce multi-segment writes into one
-/// SslStream write (fewer, fuller TLS records). In the steady state a read or write allocates nothing of ours:
-/// pipe segments are pooled and SslStream's async paths are pooled value tasks.
+/// SslStream write (fewer, fuller TLS records). In the steady state our loops allocate nothing per read or write
+/// (pipe segments are pooled, the coalescing buffer is rented); what SslStream allocates per operation inside the
+/// runtime was not measured here.
 /// Server connections handshake inside <see cref="Start"/> (the forwarder just sees the input pipe fill or complete);
 /// client connections handshake in <see cref="ConnectAsync"/> before the pool hands them out.
 /// </remarks>
@@ -202,7 +203,7 @@ internal sealed partial class TlsConnection : ITransportConnection
             return;
         }
 
-        server.CountHandshake(_stream.NegotiatedApplicationProtocol);
+        server.CountHandshake();
         await RunAsync().ConfigureAwait(false);
     }
 

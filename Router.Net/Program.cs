@@ -10,6 +10,9 @@ internal static class Program
     {
         var config = new Option<string?>("--config") { Description = "Config file (JSON). Watched and hot-reloaded." };
         var listen = new Option<string[]>("--listen") { Description = "Proxy listener IP:PORT (repeatable).", Arity = ArgumentArity.ZeroOrMore };
+        var listenTls = new Option<string[]>("--listen-tls") { Description = "HTTPS proxy listener IP:PORT (repeatable); needs --cert and --key.", Arity = ArgumentArity.ZeroOrMore };
+        var cert = new Option<string?>("--cert") { Description = "PEM certificate (chain) for --listen-tls. Re-read on reload." };
+        var key = new Option<string?>("--key") { Description = "PEM private key of --cert." };
         var admin = new Option<string?>("--admin") { Description = "Admin listener IP:PORT (default 127.0.0.1:9901)." };
         var controlPlane = new Option<string?>("--control-plane") { Description = "Control plane WebSocket URL (ws:// or wss://)." };
         var tokenFile = new Option<string?>("--token-file") { Description = "File holding the bearer token for the control plane." };
@@ -22,13 +25,16 @@ internal static class Program
 
         var root = new RootCommand("Router: a high-performance HTTP/1.1 edge router.")
         {
-            config, listen, admin, controlPlane, tokenFile, caFile, cacheDir, nodeId, demo, drain, accessLog,
+            config, listen, listenTls, cert, key, admin, controlPlane, tokenFile, caFile, cacheDir, nodeId, demo, drain, accessLog,
         };
         root.SetAction((parse, cancellationToken) => RouterApp.RunAsync(
             new RouterAppOptions
             {
                 ConfigFile = parse.GetValue(config),
                 Listen = parse.GetValue(listen) ?? [],
+                ListenTls = parse.GetValue(listenTls) ?? [],
+                CertFile = parse.GetValue(cert),
+                KeyFile = parse.GetValue(key),
                 Admin = parse.GetValue(admin),
                 ControlPlane = parse.GetValue(controlPlane),
                 TokenFile = parse.GetValue(tokenFile),

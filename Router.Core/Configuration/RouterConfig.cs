@@ -37,6 +37,12 @@ public sealed record ListenerTlsConfig
     /// certificate lists. Null means the first certificate.
     /// </summary>
     public int? DefaultCertificate { get; init; }
+
+    /// <summary>
+    /// When true, a handshake whose SNI name no certificate serves (or that sends no SNI) fails instead of getting
+    /// the default certificate. Default false.
+    /// </summary>
+    public bool RejectUnknownSni { get; init; }
 }
 
 /// <summary>One server certificate of a TLS listener (PEM files).</summary>

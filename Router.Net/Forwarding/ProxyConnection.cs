@@ -367,19 +367,20 @@ internal sealed partial class ProxyConnection : IHeartbeatTarget
     {
         var pool = UpstreamPool.For(destination);
         var config = cluster.Config;
+        var tls = config.Tls is null ? null : _runtime.UpstreamTls.For(config.Tls);
         Interlocked.Increment(ref destination.InFlight);
         Interlocked.Increment(ref cluster.InFlight);
         try
         {
             for (int attempt = 0; ; attempt++)
             {
-                var upstream = pool.TryRent();
+                var upstream = pool.TryRent(tls);
                 bool reused = upstream is not null;
                 if (upstream is null)
                 {
                     try
                     {
-                        upstream = await pool.ConnectAsync(config.ConnectTimeoutMs, config.MaxConnectionsPerDestination ?? 0).ConfigureAwait(false);
+                        upstream = await pool.ConnectAsync(config.ConnectTimeoutMs, config.MaxConnectionsPerDestination ?? 0, tls).ConfigureAwait(false);
                     }
                     catch (UpstreamConnectException ex)
                     {

@@ -3,6 +3,7 @@ using Microsoft.Extensions.Logging;
 using Router.Core.Resilience;
 using Router.Core.Routing;
 using Router.Net.Http1;
+using Router.Net.Tls;
 using Router.Net.Transport;
 
 namespace Router.Net.Forwarding;
@@ -38,6 +39,9 @@ internal sealed class ProxyRuntime
     public Heartbeat Heartbeat { get; }
 
     public ILogger Logger { get; }
+
+    /// <summary>Loaded upstream TLS settings per cluster <c>tls</c> block (CA roots, client certificates).</summary>
+    public UpstreamTlsRegistry UpstreamTls { get; } = new();
 
     /// <summary>Idle time after which a pooled upstream connection is closed. 60 s, under the common 75 s server keep-alive.</summary>
     public long UpstreamIdleMs { get; init; } = 60_000;
@@ -117,21 +121,22 @@ internal sealed class ProxyRuntime
     }
 }
 
-/// <summary>Turns accepted sockets into proxied client connections.</summary>
+/// <summary>Turns accepted sockets into proxied client connections (over TLS when the listener has a context).</summary>
 internal sealed class ProxyConnectionHandler : IConnectionHandler
 {
     private readonly ProxyRuntime _runtime;
-    private readonly bool _https;
+    private readonly TlsServerContext? _tls;
 
-    public ProxyConnectionHandler(ProxyRuntime runtime, bool https)
+    public ProxyConnectionHandler(ProxyRuntime runtime, TlsServerContext? tls = null)
     {
         _runtime = runtime;
-        _https = https;
+        _tls = tls;
     }
 
     public void OnConnection(Socket socket)
     {
-        var connection = new ProxyConnection(_runtime, new SocketConnection(socket), _https);
+        ITransportConnection transport = _tls is null ? new SocketConnection(socket) : TlsConnection.Accept(socket, _tls);
+        var connection = new ProxyConnection(_runtime, transport, https: _tls is not null);
         _ = connection.RunAsync();
     }
 }

@@ -1,6 +1,7 @@
 using System.IO.Pipelines;
 using Router.Core.Routing;
 using Router.Net.Http1;
+using Router.Net.Tls;
 using Router.Net.Transport;
 
 namespace Router.Net.Forwarding;
@@ -15,6 +16,9 @@ internal sealed class UpstreamConnection
     }
 
     public ITransportConnection Connection { get; }
+
+    /// <summary>The TLS settings it was made with; null for plain HTTP. A pool hands it out only under the same settings.</summary>
+    public UpstreamTlsOptions? Tls { get; init; }
 
     public UpstreamPool Pool { get; }
 

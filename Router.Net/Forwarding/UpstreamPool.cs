@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 using Router.Core.Routing;
+using Router.Net.Tls;
 using Router.Net.Transport;
 
 namespace Router.Net.Forwarding;
@@ -50,8 +51,11 @@ internal sealed class UpstreamPool
         return Interlocked.CompareExchange(ref destination.Pool, created, null) as UpstreamPool ?? created;
     }
 
-    /// <summary>Takes an idle connection that is still usable, or null.</summary>
-    public UpstreamConnection? TryRent()
+    /// <summary>
+    /// Takes an idle connection that is still usable and was made with <paramref name="tls"/> (null: plain), or null.
+    /// A connection made under other TLS settings (the cluster's tls changed) is closed.
+    /// </summary>
+    public UpstreamConnection? TryRent(UpstreamTlsOptions? tls = null)
     {
         while (true)
         {
@@ -67,7 +71,7 @@ internal sealed class UpstreamPool
                 _idle[_idleCount] = null;
             }
 
-            if (candidate!.IsReusable())
+            if (ReferenceEquals(candidate!.Tls, tls) && candidate.IsReusable())
             {
                 return candidate;
             }
@@ -76,9 +80,18 @@ internal sealed class UpstreamPool
         }
     }
 
-    /// <summary>Opens a new connection with a connect timeout. Throws <see cref="UpstreamConnectException"/>.</summary>
-    public async ValueTask<UpstreamConnection> ConnectAsync(int timeoutMs, int maxConnections)
+    /// <summary>
+    /// Opens a new connection with a connect timeout, then a TLS handshake when <paramref name="tls"/> is given
+    /// (within the same timeout again). Throws <see cref="UpstreamConnectException"/>.
+    /// </summary>
+    public async ValueTask<UpstreamConnection> ConnectAsync(int timeoutMs, int maxConnections, UpstreamTlsOptions? tls = null)
     {
+        if (tls?.Error is not null)
+        {
+            // The cluster's CA or client certificate could not be loaded: never fall back to clear text.
+            throw new UpstreamConnectException(UpstreamConnectError.TlsHandshake, null);
+        }
+
         if (maxConnections > 0 && Interlocked.Increment(ref _open) > maxConnections)
         {
             Interlocked.Decrement(ref _open);
@@ -113,9 +126,27 @@ internal sealed class UpstreamPool
         }
 
         Interlocked.Increment(ref _accepted);
-        var connection = new SocketConnection(socket);
+        ITransportConnection connection;
+        if (tls is null)
+        {
+            connection = new SocketConnection(socket);
+        }
+        else
+        {
+            try
+            {
+                connection = await TlsConnection.ConnectAsync(socket, tls.CreateClientOptions(endPoint), timeoutMs).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is IOException or System.Security.Authentication.AuthenticationException or OperationCanceledException or SocketException)
+            {
+                // Unknown CA, wrong name, client certificate refused, plain-text upstream, or too slow: a bad gateway.
+                Interlocked.Decrement(ref _open);
+                throw new UpstreamConnectException(ex is OperationCanceledException ? UpstreamConnectError.Timeout : UpstreamConnectError.TlsHandshake, ex);
+            }
+        }
+
         connection.Start();
-        return new UpstreamConnection(connection, this);
+        return new UpstreamConnection(connection, this) { Tls = tls };
     }
 
     /// <summary>Returns a connection whose last exchange completed cleanly.</summary>
@@ -189,6 +220,9 @@ internal enum UpstreamConnectError
     Refused,
     Timeout,
     PoolExhausted,
+
+    /// <summary>The TLS handshake with the upstream failed (certificate not trusted, name mismatch, mTLS refused).</summary>
+    TlsHandshake,
 }
 
 internal sealed class UpstreamConnectException : Exception

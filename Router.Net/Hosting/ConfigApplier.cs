@@ -35,6 +35,17 @@ internal sealed partial class ConfigApplier : IConfigSink
 
     /// <summary>Raised when a config was rejected (last-known-good keeps serving).</summary>
     public event Action<ApplyFailure>? Rejected;
+    /// <summary>
+    /// Raised when a config identical to the live one was applied again (a touched file, SIGHUP, a repeated push):
+    /// nothing was swapped, but files the config names (certificates) may have changed on disk.
+    /// </summary>
+    public event Action<RoutingSnapshot>? Reaffirmed;
+
+    /// <summary>
+    /// Checks beyond the config document, run after it validated and before it is compiled (certificate and key
+    /// files can be read and match). Any error rejects the config like a validation error: the live one stays.
+    /// </summary>
+    public Func<RouterConfig, IReadOnlyList<ConfigError>>? ExtraValidation { get; set; }
 
     public RoutingSnapshot? Current => _table.Current;
 
@@ -81,6 +92,11 @@ internal sealed partial class ConfigApplier : IConfigSink
             return Reject(source, loaded.Errors);
         }
 
+        if (ExtraValidation?.Invoke(loaded.Config!) is { Count: > 0 } extraErrors)
+        {
+            return Reject(source, extraErrors);
+        }
+
         RoutingSnapshot next;
         RoutingSnapshot? previous;
         lock (_gate)
@@ -89,13 +105,21 @@ internal sealed partial class ConfigApplier : IConfigSink
             if (previous is not null && previous.Info.Hash == loaded.Hash && previous.Info.Version == version)
             {
                 // Same content: nothing to swap (an editor touching the file, a repeated push).
-                return new ApplyOutcome(true, previous.Info, [], loaded.Hash);
+                next = previous;
             }
+            else
+            {
+                var info = new SnapshotInfo(_generation + 1, loaded.Hash, source, DateTimeOffset.UtcNow, version);
+                next = RoutingSnapshot.Compile(loaded.Config!, info, previous);
+                _generation++;
+                _table.Swap(next);
+            }
+        }
 
-            var info = new SnapshotInfo(_generation + 1, loaded.Hash, source, DateTimeOffset.UtcNow, version);
-            next = RoutingSnapshot.Compile(loaded.Config!, info, previous);
-            _generation++;
-            _table.Swap(next);
+        if (ReferenceEquals(next, previous))
+        {
+            Reaffirmed?.Invoke(next);
+            return new ApplyOutcome(true, next.Info, [], loaded.Hash);
         }
 
         if (previous is not null)

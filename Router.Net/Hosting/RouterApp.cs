@@ -14,6 +14,12 @@ internal sealed class RouterAppOptions
 
     public IReadOnlyList<string> Listen { get; init; } = [];
 
+    public IReadOnlyList<string> ListenTls { get; init; } = [];
+
+    public string? CertFile { get; init; }
+
+    public string? KeyFile { get; init; }
+
     public string? Admin { get; init; }
 
     public string? ControlPlane { get; init; }
@@ -41,6 +47,16 @@ internal static partial class RouterApp
         var result = ConfigLoader.LoadFile(path);
         if (result.IsValid)
         {
+            // Certificate, key and CA files must be usable too: the running router would reject them.
+            var fileErrors = new List<ConfigError>(new Tls.ListenerCertificates(Tls.TlsHandshakeLimits.Default, Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance).Validate(result.Config!));
+            fileErrors.AddRange(new Tls.UpstreamTlsRegistry().Validate(result.Config!));
+            if (fileErrors.Count > 0)
+            {
+                PrintErrors(path, fileErrors);
+                return 1;
+            }
+
+
             Console.WriteLine($"{path}: valid ({result.Config!.Routes.Count} routes, {result.Config.Clusters.Count} clusters, hash {result.Hash})");
             return 0;
         }
@@ -74,6 +90,21 @@ internal static partial class RouterApp
         foreach (var listen in options.Listen)
         {
             hostOptions.Listen.Add(ParseEndPoint(listen));
+        }
+
+        if (options.ListenTls.Count > 0)
+        {
+            if (options.CertFile is null || options.KeyFile is null)
+            {
+                Console.Error.WriteLine("--listen-tls needs --cert FILE and --key FILE");
+                return 2;
+            }
+
+            hostOptions.TlsCertificate = new ListenerCertificateConfig { CertFile = options.CertFile, KeyFile = options.KeyFile };
+            foreach (var listen in options.ListenTls)
+            {
+                hostOptions.ListenTls.Add(ParseEndPoint(listen));
+            }
         }
 
         await using var host = new RouterHost(hostOptions, loggerFactory);
@@ -157,7 +188,7 @@ internal static partial class RouterApp
                 return 2;
             }
 
-            if (hostOptions.Listen.Count == 0 && (host.Table.Current?.Config.Listeners.Count ?? 0) == 0)
+            if (hostOptions.Listen.Count == 0 && hostOptions.ListenTls.Count == 0 && (host.Table.Current?.Config.Listeners.Count ?? 0) == 0)
             {
                 hostOptions.Listen.Add(new IPEndPoint(IPAddress.Loopback, 8080));
             }
@@ -166,6 +197,11 @@ internal static partial class RouterApp
             foreach (var endPoint in host.ListenEndPoints)
             {
                 LogListening(logger, endPoint);
+            }
+
+            foreach (var endPoint in host.TlsListenEndPoints)
+            {
+                LogListeningTls(logger, endPoint);
             }
 
             LogAdmin(logger, host.AdminEndPoint);
@@ -261,6 +297,9 @@ internal static partial class RouterApp
 
     [LoggerMessage(EventId = 1, Level = LogLevel.Information, Message = "Proxy listening on {EndPoint}")]
     private static partial void LogListening(ILogger logger, IPEndPoint endPoint);
+
+    [LoggerMessage(EventId = 6, Level = LogLevel.Information, Message = "Proxy listening on {EndPoint} (HTTPS)")]
+    private static partial void LogListeningTls(ILogger logger, IPEndPoint endPoint);
 
     [LoggerMessage(EventId = 2, Level = LogLevel.Information, Message = "Admin listening on {EndPoint}")]
     private static partial void LogAdmin(ILogger logger, IPEndPoint? endPoint);

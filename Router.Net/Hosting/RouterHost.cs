@@ -1,11 +1,13 @@
 using System.Net;
 using Microsoft.Extensions.Logging;
+using Router.Core.Configuration;
 using Router.Core.Routing;
 using Router.Net.Admin;
 using Router.Net.Forwarding;
 using Router.Net.Health;
 using Router.Net.Observability;
 using Router.Net.Http1;
+using Router.Net.Tls;
 using Router.Net.Transport;
 
 namespace Router.Net.Hosting;
@@ -15,6 +17,15 @@ internal sealed class RouterHostOptions
 {
     /// <summary>Proxy listeners (plain HTTP). Port 0 binds an ephemeral port (tests).</summary>
     public List<IPEndPoint> Listen { get; } = [];
+
+    /// <summary>TLS listeners from the command line (<c>--listen-tls</c>), all serving <see cref="TlsCertificate"/>.</summary>
+    public List<IPEndPoint> ListenTls { get; } = [];
+
+    /// <summary>Certificate of the <see cref="ListenTls"/> listeners (<c>--cert/--key</c>, PEM); reloaded with the config.</summary>
+    public ListenerCertificateConfig? TlsCertificate { get; set; }
+
+    /// <summary>Handshake timeout and concurrent-handshake limit of every TLS listener.</summary>
+    public TlsHandshakeLimits TlsLimits { get; set; } = TlsHandshakeLimits.Default;
 
     /// <summary>Admin listener; loopback by default so admin endpoints are not exposed.</summary>
     public IPEndPoint? Admin { get; set; }
@@ -40,6 +51,7 @@ internal sealed class RouterHost : IAsyncDisposable
     private readonly RouterHostOptions _options;
     private readonly ILoggerFactory _loggerFactory;
     private readonly List<SocketListener> _listeners = [];
+    private readonly List<SocketListener> _tlsListeners = [];
     private readonly Heartbeat _heartbeat;
     private readonly HealthCheckCoordinator _health;
     private AdminServer? _admin;
@@ -62,14 +74,30 @@ internal sealed class RouterHost : IAsyncDisposable
             Runtime.AccessLog = AccessLog.Open(options.AccessLogPath, loggerFactory.CreateLogger("Router.AccessLog"));
         }
 
+        Certificates = new ListenerCertificates(options.TlsLimits, loggerFactory.CreateLogger("Router.Tls"));
+        if (options.TlsCertificate is { } certificate)
+        {
+            Certificates.CommandLine = new ListenerTlsConfig { Certificates = [certificate] };
+        }
+
+        // Certificate, key and CA files are part of a config's validity: a bad one rejects the config (the old
+        // certificates keep serving), a good one is loaded before the swap so the first handshake finds it ready.
+        Applier.ExtraValidation = config =>
+        {
+            var errors = new List<ConfigError>(Certificates.Validate(config));
+            errors.AddRange(Runtime.UpstreamTls.Validate(config));
+            return errors;
+        };
         Applier.Applied += (next, _) =>
         {
             Metrics.OnConfigApplied(next);
             Metrics.CountReload(applied: true);
             Runtime.OnConfigApplied(next);
             _health.OnConfigApplied(next);
+            Certificates.Activate(next.Config);
         };
         Applier.Rejected += _ => Metrics.CountReload(applied: false);
+        Applier.Reaffirmed += current => Certificates.Activate(current.Config);
     }
 
     public RoutingTable Table { get; }
@@ -83,13 +111,20 @@ internal sealed class RouterHost : IAsyncDisposable
 
     public ProxyRuntime Runtime { get; }
 
+    /// <summary>Server certificates of the TLS listeners, reloaded with the config.</summary>
+    public ListenerCertificates Certificates { get; }
+
     /// <summary>What <c>POST /admin/reload</c> and SIGHUP do; null when there is nothing to reload from.</summary>
     public Func<ApplyOutcome>? Reload { get; set; }
 
     /// <summary>Extra lines for <c>/admin/config</c> and <c>/metrics</c> from optional parts (control-plane client).</summary>
     public IStatusContributor? ControlPlaneStatus { get; set; }
 
+    /// <summary>Bound plain-HTTP proxy endpoints.</summary>
     public IReadOnlyList<IPEndPoint> ListenEndPoints => _listeners.ConvertAll(l => l.EndPoint);
+
+    /// <summary>Bound HTTPS proxy endpoints (command line first, then config order).</summary>
+    public IReadOnlyList<IPEndPoint> TlsListenEndPoints => _tlsListeners.ConvertAll(l => l.EndPoint);
 
     public IPEndPoint? AdminEndPoint => _admin?.EndPoint;
 
@@ -101,12 +136,30 @@ internal sealed class RouterHost : IAsyncDisposable
     public void Start()
     {
         var endPoints = new List<IPEndPoint>(_options.Listen);
+        var tlsEndPoints = new List<(IPEndPoint EndPoint, string Name, ListenerTlsConfig Tls, bool CommandLine)>();
+        if (Certificates.CommandLine is { } commandLine)
+        {
+            foreach (var endPoint in _options.ListenTls)
+            {
+                tlsEndPoints.Add((endPoint, "--listen-tls " + endPoint, commandLine, true));
+            }
+        }
+
         var config = Table.Current?.Config;
         if (config is not null)
         {
             foreach (var listener in config.Listeners)
             {
-                if (IPEndPoint.TryParse(listener.Address, out var ep) && !endPoints.Contains(ep))
+                if (!IPEndPoint.TryParse(listener.Address, out var ep))
+                {
+                    continue;
+                }
+
+                if (listener.Tls is { } tls)
+                {
+                    tlsEndPoints.Add((ep, listener.Address, tls, false));
+                }
+                else if (!endPoints.Contains(ep))
                 {
                     endPoints.Add(ep);
                 }
@@ -114,12 +167,20 @@ internal sealed class RouterHost : IAsyncDisposable
         }
 
         var logger = _loggerFactory.CreateLogger("Router.Listener");
-        var handler = new ProxyConnectionHandler(Runtime, https: false);
+        var handler = new ProxyConnectionHandler(Runtime);
         foreach (var endPoint in endPoints)
         {
             var listener = new SocketListener(endPoint, handler, logger);
             listener.Start();
             _listeners.Add(listener);
+        }
+
+        foreach (var (endPoint, name, tls, fromCommandLine) in tlsEndPoints)
+        {
+            var context = Certificates.Create(name, tls, fromCommandLine);
+            var listener = new SocketListener(endPoint, new ProxyConnectionHandler(Runtime, context), logger);
+            listener.Start();
+            _tlsListeners.Add(listener);
         }
 
         if (_options.Admin is not null)
@@ -138,6 +199,11 @@ internal sealed class RouterHost : IAsyncDisposable
         }
 
         foreach (var listener in _listeners)
+        {
+            await listener.DisposeAsync().ConfigureAwait(false);
+        }
+
+        foreach (var listener in _tlsListeners)
         {
             await listener.DisposeAsync().ConfigureAwait(false);
         }

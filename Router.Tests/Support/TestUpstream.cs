@@ -51,7 +51,8 @@ public sealed class TestUpstream : IAsyncDisposable
     /// <summary>The last request's headers as the upstream saw them.</summary>
     public IHeaderDictionary? LastHeaders { get; private set; }
 
-    public static async Task<TestUpstream> StartAsync(string name, int port = 0)
+    /// <param name="configureListen">Extra listener setup after the connection counter, e.g. <c>UseHttps</c>.</param>
+    public static async Task<TestUpstream> StartAsync(string name, int port = 0, Action<ListenOptions>? configureListen = null)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
@@ -59,11 +60,15 @@ public sealed class TestUpstream : IAsyncDisposable
         builder.WebHost.ConfigureKestrel(options =>
         {
             options.Limits.MaxRequestBodySize = null;
-            options.Listen(IPAddress.Loopback, port, listen => listen.Use(next => async context =>
+            options.Listen(IPAddress.Loopback, port, listen =>
             {
-                Interlocked.Increment(ref self!._connections);
-                await next(context);
-            }));
+                listen.Use(next => async context =>
+                {
+                    Interlocked.Increment(ref self!._connections);
+                    await next(context);
+                });
+                configureListen?.Invoke(listen);
+            });
         });
         var app = builder.Build();
         self = new TestUpstream(name, app);

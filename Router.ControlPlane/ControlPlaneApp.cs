@@ -1,5 +1,6 @@
 using System.Security.Cryptography.X509Certificates;
 using Router.ControlPlane.Api;
+using Router.ControlPlane.Dashboard;
 using Router.ControlPlane.Hub;
 using Router.ControlPlane.Store;
 using Router.Core.Configuration;
@@ -11,7 +12,7 @@ internal static class ControlPlaneApp
 {
     /// <summary>
     /// Builds (does not start) the app: opens the store, seeds it from <see cref="ControlPlaneOptions.InitialConfigFile"/>
-    /// when empty, maps the admin API and the router hub. Throws <see cref="InvalidConfigException"/> for an invalid initial config.
+    /// when empty, maps the admin API, the dashboard and the router hub. Throws <see cref="InvalidConfigException"/> for an invalid initial config.
     /// </summary>
     public static WebApplication Build(ControlPlaneOptions options)
     {
@@ -50,6 +51,7 @@ internal static class ControlPlaneApp
         var app = builder.Build();
         app.UseWebSockets(new WebSocketOptions { KeepAliveInterval = options.KeepAliveInterval });
         app.MapAdminApi(options.AdminToken);
+        app.MapDashboard();
         var hub = app.Services.GetRequiredService<RouterHub>();
         var stopping = app.Lifetime.ApplicationStopping;
         app.Map("/ws/router", (HttpContext context) => hub.HandleAsync(context, stopping));

@@ -12,6 +12,11 @@ namespace Router.ControlPlane.Hub;
 /// </summary>
 internal sealed partial class RouterHub
 {
+    private const string ShuttingDownReason = "control plane shutting down";
+
+    /// <summary>How long a router gets to answer the shutdown close frame before its session is cut.</summary>
+    private static readonly TimeSpan ShutdownCloseGrace = TimeSpan.FromSeconds(2);
+
     private readonly ConfigStore _store;
     private readonly FleetStatus _fleet;
     private readonly ControlPlaneOptions _options;
@@ -61,7 +66,10 @@ internal sealed partial class RouterHub
             KeepAliveInterval = _options.KeepAliveInterval,
             KeepAliveTimeout = _options.ReceiveTimeout,
         });
-        using var session = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted, stopping);
+        // Not linked to `stopping`: cancelling a pending receive aborts the socket (RST, no close frame). On shutdown
+        // the session sends a close frame instead, then gives the router ShutdownCloseGrace to answer it.
+        using var session = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
+        using var onStopping = stopping.Register(static state => _ = CloseForShutdownAsync(((WebSocket, CancellationTokenSource))state!), (socket, session));
         var remote = context.Connection.RemoteIpAddress is { } ip ? ip + ":" + context.Connection.RemotePort : null;
         try
         {
@@ -73,14 +81,17 @@ internal sealed partial class RouterHub
         }
         finally
         {
-            await CloseQuietlyAsync(socket, stopping.IsCancellationRequested ? "control plane shutting down" : "bye");
+            await CloseQuietlyAsync(socket, stopping.IsCancellationRequested ? ShuttingDownReason : "bye");
         }
     }
 
     private async Task RunSessionAsync(WebSocket socket, string? remote, CancellationTokenSource session, CancellationToken stopping)
     {
         var buffer = new ArrayBufferWriter<byte>(4096);
-        session.CancelAfter(_options.ReceiveTimeout);
+        if (!stopping.IsCancellationRequested)
+        {
+            session.CancelAfter(_options.ReceiveTimeout);
+        }
         if (!await ReceiveFrameAsync(socket, buffer, session.Token)
             || !ControlPlaneCodec.TryParse(buffer.WrittenSpan, out var first, out _)
             || first is not HelloMessage hello
@@ -117,7 +128,7 @@ internal sealed partial class RouterHub
         var sendLoop = SendUntilFailureAsync(router, session);
         try
         {
-            await ReceiveLoopAsync(socket, router, buffer, session);
+            await ReceiveLoopAsync(socket, router, buffer, session, stopping);
         }
         finally
         {
@@ -153,12 +164,16 @@ internal sealed partial class RouterHub
         }
     }
 
-    private async Task ReceiveLoopAsync(WebSocket socket, RouterSession router, ArrayBufferWriter<byte> buffer, CancellationTokenSource session)
+    private async Task ReceiveLoopAsync(WebSocket socket, RouterSession router, ArrayBufferWriter<byte> buffer, CancellationTokenSource session, CancellationToken stopping)
     {
         while (true)
         {
-            // No frame (heartbeat included) for 3 heartbeat intervals: the router is gone.
-            session.CancelAfter(_options.ReceiveTimeout);
+            // No frame (heartbeat included) for 3 heartbeat intervals: the router is gone. While shutting down the
+            // shorter close grace set by CloseForShutdownAsync stands.
+            if (!stopping.IsCancellationRequested)
+            {
+                session.CancelAfter(_options.ReceiveTimeout);
+            }
 
             if (!await ReceiveFrameAsync(socket, buffer, session.Token))
             {
@@ -220,6 +235,20 @@ internal sealed partial class RouterHub
             {
                 return true;
             }
+        }
+    }
+
+    /// <summary>Shutdown: a polite close frame now; the receive loop ends when the router answers it, or after the grace.</summary>
+    private static async Task CloseForShutdownAsync((WebSocket Socket, CancellationTokenSource Session) state)
+    {
+        await CloseQuietlyAsync(state.Socket, ShuttingDownReason);
+        try
+        {
+            state.Session.CancelAfter(ShutdownCloseGrace);
+        }
+        catch (ObjectDisposedException)
+        {
+            // The session already ended.
         }
     }
 

@@ -13,6 +13,9 @@ internal sealed class ProxyRuntime
 {
     private readonly System.Collections.Concurrent.ConcurrentDictionary<ProxyConnection, byte> _connections = new();
     private int _shuttingDown;
+
+    // Completed when shutdown has begun and the last client connection is gone; DrainAsync awaits it instead of polling.
+    private readonly TaskCompletionSource _drained = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private ConcurrencyLimit _globalLimit = new(null);
     private readonly long[] _shed = new long[5];
     private long _retries;
@@ -75,26 +78,46 @@ internal sealed class ProxyRuntime
 
     public void Register(ProxyConnection connection) => _connections.TryAdd(connection, 0);
 
-    public void Unregister(ProxyConnection connection) => _connections.TryRemove(connection, out _);
+    public void Unregister(ProxyConnection connection)
+    {
+        _connections.TryRemove(connection, out _);
+        // Pairs with the exchange in BeginShutdown: one of the two sides sees both the flag and the empty set.
+        Interlocked.MemoryBarrier();
+        if (ShuttingDown && _connections.IsEmpty)
+        {
+            _drained.TrySetResult();
+        }
+    }
 
     /// <summary>Stops keep-alive: idle connections close now, busy ones after their current response.</summary>
     public void BeginShutdown()
     {
-        Volatile.Write(ref _shuttingDown, 1);
+        Interlocked.Exchange(ref _shuttingDown, 1);
         foreach (var pair in _connections)
         {
             pair.Key.CloseIfIdle();
         }
+
+        if (_connections.IsEmpty)
+        {
+            _drained.TrySetResult();
+        }
     }
 
-    /// <summary>Waits until every client connection has closed or the deadline passed; then aborts the rest.</summary>
+    /// <summary>Waits until every client connection has closed or the timeout passed; then aborts the rest.</summary>
     public async Task DrainAsync(TimeSpan timeout)
     {
         BeginShutdown();
-        var deadline = DateTime.UtcNow + timeout;
-        while (!_connections.IsEmpty && DateTime.UtcNow < deadline)
+        if (timeout > TimeSpan.Zero)
         {
-            await Task.Delay(20).ConfigureAwait(false);
+            try
+            {
+                await _drained.Task.WaitAsync(timeout).ConfigureAwait(false);
+            }
+            catch (TimeoutException)
+            {
+                // Deadline reached: whatever is still open is aborted below.
+            }
         }
 
         foreach (var pair in _connections)

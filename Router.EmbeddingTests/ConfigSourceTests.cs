@@ -167,6 +167,24 @@ public sealed class ConfigSourceTests
         Assert.That(await GetAsync(router), Is.EqualTo("hello from A"));
     }
 
+    [Test]
+    public async Task FileSource_FeedingAnApplicationsOwnTarget_AppliesThroughIt()
+    {
+        var path = Path.Combine(_dir, "router.json");
+        await File.WriteAllTextAsync(path, Configs.Json(_a.EndPoint));
+        await using var router = new RouterServer(RouterServerTests.LoopbackOptions());
+        await router.StartAsync();
+        var audited = new AuditingTarget(router);
+        using var stop = new CancellationTokenSource();
+
+        var running = new FileConfigSource(path).RunAsync(audited, stop.Token);
+
+        Assert.That(audited.Applied, Is.EqualTo(new[] { "file:" + path }));
+        Assert.That(await GetAsync(router), Is.EqualTo("hello from A"));
+        await stop.CancelAsync();
+        Assert.That(async () => await running, Throws.InstanceOf<OperationCanceledException>());
+    }
+
     private static async Task<string> GetAsync(RouterServer router)
     {
         using var http = new HttpClient { BaseAddress = new Uri($"http://{router.State.ListenEndPoints[0]}"), Timeout = TimeSpan.FromSeconds(20) };
@@ -193,6 +211,28 @@ public sealed class ConfigSourceTests
                 target.Apply(config, "discovery", ++version);
             }
         }
+    }
+
+    /// <summary>An application's own target: records every apply, then hands it to the router.</summary>
+    private sealed class AuditingTarget(RouterServer router) : IConfigTarget
+    {
+        public List<string> Applied { get; } = [];
+
+        public RouterState State => router.State;
+
+        public ApplyResult Apply(RouterConfig config, string source, long? version)
+        {
+            Applied.Add(source);
+            return router.Apply(config, source, version);
+        }
+
+        public ApplyResult Apply(ReadOnlyMemory<byte> json, string source, long? version)
+        {
+            Applied.Add(source);
+            return router.Apply(json, source, version);
+        }
+
+        public void ReportFailure(string source, IReadOnlyList<ConfigError> errors) => router.ReportFailure(source, errors);
     }
 
     private sealed class ThrowingConfigSource : ConfigSource

@@ -13,8 +13,12 @@ build:
 run:
 	DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1 $(DOTNET) run --project Router.Net -c $(CONFIG) -- --demo
 
+# Both test projects write a .trx into TestResults (one file each); the second runs even when the first fails.
 test:
-	$(DOTNET) test Router.Tests/Router.Tests.csproj -c $(CONFIG) --logger "trx;LogFileName=results.trx" --logger "console;verbosity=normal" --results-directory TestResults
+	$(DOTNET) test Router.Tests/Router.Tests.csproj -c $(CONFIG) --logger "trx;LogFileName=router-tests.trx" --logger "console;verbosity=normal" --results-directory TestResults; \
+	status=$$?; \
+	$(DOTNET) test Router.EmbeddingTests/Router.EmbeddingTests.csproj -c $(CONFIG) --logger "trx;LogFileName=embedding-tests.trx" --logger "console;verbosity=normal" --results-directory TestResults || status=1; \
+	exit $$status
 
 # Micro benchmarks (BenchmarkDotNet); results are copied to bench-results/.
 bench:

@@ -16,7 +16,7 @@ internal sealed record ApplyFailure(DateTimeOffset At, string Source, IReadOnlyL
 /// The one validate-compile-swap path every config source goes through (file, SIGHUP, admin reload, control plane,
 /// cache, embedding API). Applies are serialised; requests never wait for them.
 /// </summary>
-internal sealed partial class ConfigApplier : IConfigSink
+internal sealed partial class ConfigApplier : IConfigSink, IConfigApplyPath
 {
     private readonly RoutingTable _table;
     private readonly ILogger _logger;

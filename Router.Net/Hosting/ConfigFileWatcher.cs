@@ -14,13 +14,13 @@ internal sealed partial class ConfigFileWatcher : IDisposable
 
     private readonly string _path;
     private readonly string _fileName;
-    private readonly ConfigApplier _applier;
+    private readonly IConfigApplyPath _applier;
     private readonly ILogger _logger;
     private readonly FileSystemWatcher _watcher;
     private readonly Timer _debounce;
     private readonly Lock _reloadGate = new();
 
-    public ConfigFileWatcher(string path, ConfigApplier applier, ILoggerFactory loggerFactory)
+    public ConfigFileWatcher(string path, IConfigApplyPath applier, ILoggerFactory loggerFactory)
     {
         _path = Path.GetFullPath(path);
         _fileName = Path.GetFileName(_path);

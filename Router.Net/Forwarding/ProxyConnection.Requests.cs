@@ -1,0 +1,617 @@
+using System.Buffers;
+using System.Diagnostics;
+using System.IO.Pipelines;
+using System.Runtime.CompilerServices;
+using Router.Core.Resilience;
+using Router.Core.Routing;
+using Router.Net.Http1;
+using Router.Net.Tls;
+using HttpMethod = Router.Net.Http1.HttpMethod;
+using HttpVersion = Router.Net.Http1.HttpVersion;
+
+namespace Router.Net.Forwarding;
+
+// The request loop. Every wait on the common path (client head, upstream flush, upstream response head, response body)
+// is awaited directly in this one long-lived method: an async method allocates a box the first time it suspends, so a
+// per-request chain of async calls that all wait on the upstream would allocate one box per call per request. Here
+// the box is allocated once per connection. Decisions are synchronous helpers; rare paths (errors, tunnels, new
+// connections, request bodies still in flight) are separate async methods and may allocate.
+internal sealed partial class ProxyConnection
+{
+    private async Task ProcessRequestsAsync()
+    {
+        var input = _client.Input;
+        var limits = _runtime.Limits;
+        while (!_runtime.ShuttingDown)
+        {
+            Volatile.Write(ref _headDeadlineIsKeepAlive, 1);
+            Volatile.Write(ref _headDeadline, Environment.TickCount64 + (long)limits.KeepAliveTimeout.TotalMilliseconds);
+            Volatile.Write(ref _idle, 1);
+            if (_runtime.ShuttingDown)
+            {
+                // Shutdown began between the loop check and marking idle: its sweep may have missed us.
+                return;
+            }
+
+            bool parsed = false;
+            while (!parsed)
+            {
+                ReadResult result;
+                try
+                {
+                    result = await input.ReadAsync().ConfigureAwait(false);
+                }
+                catch (IOException)
+                {
+                    return;
+                }
+
+                var buffer = result.Buffer;
+                if (result.IsCanceled)
+                {
+                    if (Volatile.Read(ref _timedOut) == (int)TimeoutKind.RequestHead)
+                    {
+                        input.AdvanceTo(buffer.Start, buffer.End);
+                        BeginRequest();
+                        await RespondAndCloseAsync(408).ConfigureAwait(false);
+                        RecordRequest();
+                        return;
+                    }
+
+                    input.AdvanceTo(buffer.Start);
+                    continue;
+                }
+
+                if (buffer.IsEmpty && result.IsCompleted)
+                {
+                    return;
+                }
+
+                if (Volatile.Read(ref _idle) != 0)
+                {
+                    // First byte of a request: the header timeout now runs instead of keep-alive.
+                    Volatile.Write(ref _idle, 0);
+                    Volatile.Write(ref _headDeadlineIsKeepAlive, 0);
+                    Volatile.Write(ref _headDeadline, Environment.TickCount64 + (long)limits.HeaderTimeout.TotalMilliseconds);
+                }
+
+                var reader = new SequenceReader<byte>(buffer);
+                try
+                {
+                    parsed = Http1Parser.TryParseRequestHead(ref reader, _request, limits);
+                }
+                catch (Http1Exception ex)
+                {
+                    input.AdvanceTo(buffer.End);
+                    LogRejected(_runtime.Logger, ex.StatusCode, ex.Message);
+                    BeginRequest();
+                    await RespondAndCloseAsync(ex.StatusCode).ConfigureAwait(false);
+                    RecordRequest();
+                    return;
+                }
+
+                if (parsed)
+                {
+                    input.AdvanceTo(reader.Position);
+                }
+                else
+                {
+                    input.AdvanceTo(buffer.Start, buffer.End);
+                    if (result.IsCompleted)
+                    {
+                        // The client closed in the middle of a head.
+                        return;
+                    }
+                }
+            }
+
+            Volatile.Write(ref _headDeadline, long.MaxValue);
+            BeginRequest();
+            bool keepAlive = _request.KeepAlive && !_runtime.ShuttingDown;
+
+            var admission = Admit(out var route, out var global);
+            if (route is null)
+            {
+                keepAlive = admission.Shed
+                    ? await RespondShedAsync(admission.Reason, keepAlive).ConfigureAwait(false)
+                    : await RespondLocalAsync(admission.Status, keepAlive).ConfigureAwait(false);
+            }
+            else
+            {
+                DestinationState? exclude = null;
+                RetryBudget? heldRetry = null;
+                try
+                {
+                    for (int attempt = 0; ; attempt++)
+                    {
+                        var selection = DestinationSelector.Select(route, exclude);
+                        if (selection.Destination is null)
+                        {
+                            keepAlive = await RespondShedAsync(selection.Shed, keepAlive).ConfigureAwait(false);
+                            break;
+                        }
+
+                        var cluster = selection.Cluster!;
+                        var destination = selection.Destination;
+                        SelectCounters(route, cluster);
+                        _servedBy = cluster;
+                        _destination = destination;
+                        Interlocked.Increment(ref destination.InFlight);
+                        Interlocked.Increment(ref cluster.InFlight);
+                        ForwardResult result;
+                        try
+                        {
+                            var pool = UpstreamPool.For(destination);
+                            var tls = cluster.Config.Tls is null ? null : _runtime.UpstreamTls.For(cluster.Config.Tls);
+                            for (int connectAttempt = 0; ; connectAttempt++)
+                            {
+                                var upstream = pool.TryRent(tls);
+                                bool reused = upstream is not null;
+                                if (upstream is null)
+                                {
+                                    var connected = await ConnectAsync(pool, cluster.Config, destination, tls).ConfigureAwait(false);
+                                    if (connected.Connection is null)
+                                    {
+                                        result = new ForwardResult(connected.Outcome, Responded: false, keepAlive, BodyStarted: false);
+                                        break;
+                                    }
+
+                                    upstream = connected.Connection;
+                                }
+
+                                Volatile.Write(ref _upstream, upstream);
+
+                                // Request head up (with a small body that is already here), then stream any rest of the body.
+                                bool tunnel = _request.HasUpgrade && (_request.Connection & ConnectionOptions.Upgrade) != 0;
+                                HeadWriter.WriteRequest(upstream.Output, _request, _clientAddress, _https, tunnel);
+                                bool bodySent = _request.HasBody && TryWriteBufferedBody(upstream.Output);
+                                var upstreamFlush = await upstream.Output.FlushAsync().ConfigureAwait(false);
+                                Task<CopyStatus>? bodyTask = null;
+                                if (!upstreamFlush.IsCompleted && _request.HasBody && !bodySent)
+                                {
+                                    _requestChunks.Reset();
+                                    bodyTask = CopyRequestBodyAsync(upstream);
+                                }
+
+                                // Response head, relaying interim 1xx responses.
+                                Volatile.Write(ref _timedOut, 0);
+                                Volatile.Write(ref _responseDeadline, Environment.TickCount64 + route.ResponseTimeoutMs);
+                                _upstreamStart = Stopwatch.GetTimestamp();
+                                var upstreamInput = upstream.Input;
+                                var response = upstream.Response;
+                                var head = ResponseHeadStatus.Ok;
+                                bool sawBytes = false;
+                                while (true)
+                                {
+                                    ReadResult read;
+                                    try
+                                    {
+                                        read = await upstreamInput.ReadAsync().ConfigureAwait(false);
+                                    }
+                                    catch (IOException)
+                                    {
+                                        head = sawBytes ? ResponseHeadStatus.Failed : ResponseHeadStatus.ClosedBeforeResponse;
+                                        break;
+                                    }
+
+                                    var buffer = read.Buffer;
+                                    if (read.IsCanceled)
+                                    {
+                                        upstreamInput.AdvanceTo(buffer.Start, buffer.End);
+                                        head = ResponseHeadStatus.Failed;
+                                        break;
+                                    }
+
+                                    sawBytes |= !buffer.IsEmpty;
+                                    var reader = new SequenceReader<byte>(buffer);
+                                    bool parsedResponse;
+                                    try
+                                    {
+                                        parsedResponse = Http1Parser.TryParseResponseHead(ref reader, response, limits);
+                                    }
+                                    catch (Http1Exception)
+                                    {
+                                        upstreamInput.AdvanceTo(buffer.End);
+                                        head = ResponseHeadStatus.Invalid;
+                                        break;
+                                    }
+
+                                    if (!parsedResponse)
+                                    {
+                                        upstreamInput.AdvanceTo(buffer.Start, buffer.End);
+                                        if (read.IsCompleted)
+                                        {
+                                            head = sawBytes ? ResponseHeadStatus.Failed : ResponseHeadStatus.ClosedBeforeResponse;
+                                            break;
+                                        }
+
+                                        continue;
+                                    }
+
+                                    upstreamInput.AdvanceTo(reader.Position);
+                                    if (response.StatusCode is >= 100 and < 200 && response.StatusCode != 101)
+                                    {
+                                        // Interim responses (100 Continue, 103 Early Hints) go to HTTP/1.1 clients as they come.
+                                        if (_request.Version == HttpVersion.Http11)
+                                        {
+                                            HeadWriter.WriteResponse(_client.Output, response, closeClient: false, clientHttp10: false, tunnel: false);
+                                            await _client.Output.FlushAsync().ConfigureAwait(false);
+                                        }
+
+                                        response.Reset();
+                                        continue;
+                                    }
+
+                                    break;
+                                }
+
+                                Volatile.Write(ref _responseDeadline, long.MaxValue);
+                                _upstreamTicks = Stopwatch.GetTimestamp() - _upstreamStart;
+                                if (head != ResponseHeadStatus.Ok)
+                                {
+                                    bool canRetry = reused && connectAttempt == 0 && !bodySent;
+                                    result = await FailedExchangeAsync(upstream, head, bodyTask, canRetry, keepAlive).ConfigureAwait(false);
+                                    if (result.Outcome == UpstreamOutcome.StalePooledConnection)
+                                    {
+                                        // A pooled connection the upstream had closed while idle: nothing was sent or received.
+                                        continue;
+                                    }
+
+                                    break;
+                                }
+
+                                int code = response.StatusCode;
+                                _status = code;
+                                var success = code >= 500 ? UpstreamOutcome.ServerError : UpstreamOutcome.Success;
+                                if (code == 101 && tunnel)
+                                {
+                                    await TunnelAsync(upstream).ConfigureAwait(false);
+                                    result = new ForwardResult(success, Responded: true, KeepAlive: false, BodyStarted: false);
+                                    break;
+                                }
+
+                                // Response head down, then the body by its framing.
+                                bool noBody = _request.Method == HttpMethod.Head || code == 204 || code == 304 || code == 101;
+                                bool closeDelimited = !noBody && !response.Chunked && response.ContentLength < 0;
+                                bool closeClient = !keepAlive || closeDelimited || code == 101 || _runtime.ShuttingDown;
+                                HeadWriter.WriteResponse(_client.Output, response, closeClient, _request.Version == HttpVersion.Http10, tunnel: false);
+                                var copy = CopyStatus.Done;
+                                if (closeDelimited)
+                                {
+                                    copy = await CopyUntilCloseAsync(upstreamInput, _client.Output, route).ConfigureAwait(false);
+                                }
+                                else if (!noBody && (response.Chunked || response.ContentLength > 0))
+                                {
+                                    bool chunked = response.Chunked;
+                                    long remaining = response.ContentLength;
+                                    if (chunked)
+                                    {
+                                        _responseChunks.Reset();
+                                    }
+
+                                    Touch(route);
+                                    while (true)
+                                    {
+                                        ReadResult read;
+                                        try
+                                        {
+                                            read = await upstreamInput.ReadAsync().ConfigureAwait(false);
+                                        }
+                                        catch (IOException)
+                                        {
+                                            copy = CopyStatus.SourceFailed;
+                                            break;
+                                        }
+
+                                        var buffer = read.Buffer;
+                                        if (read.IsCanceled)
+                                        {
+                                            upstreamInput.AdvanceTo(buffer.Start);
+                                            copy = CopyStatus.SourceFailed;
+                                            break;
+                                        }
+
+                                        long take;
+                                        bool done;
+                                        if (chunked)
+                                        {
+                                            try
+                                            {
+                                                done = _responseChunks.Advance(buffer, out take);
+                                            }
+                                            catch (Http1Exception)
+                                            {
+                                                upstreamInput.AdvanceTo(buffer.End);
+                                                copy = CopyStatus.InvalidFraming;
+                                                break;
+                                            }
+                                        }
+                                        else
+                                        {
+                                            take = Math.Min(buffer.Length, remaining);
+                                            remaining -= take;
+                                            done = remaining == 0;
+                                        }
+
+                                        var body = buffer.Slice(0, take);
+                                        Write(_client.Output, body);
+                                        _responseBytes += take;
+                                        upstreamInput.AdvanceTo(body.End, buffer.End);
+                                        Touch(route);
+                                        if (done)
+                                        {
+                                            break;
+                                        }
+
+                                        if (read.IsCompleted)
+                                        {
+                                            copy = CopyStatus.SourceEnded;
+                                            break;
+                                        }
+
+                                        if (take > 0 && !await FlushAsync(_client.Output).ConfigureAwait(false))
+                                        {
+                                            copy = CopyStatus.DestinationClosed;
+                                            break;
+                                        }
+                                    }
+                                }
+
+                                Volatile.Write(ref _idleDeadline, long.MaxValue);
+                                bool clientOpen = await FlushAsync(_client.Output).ConfigureAwait(false);
+                                if (copy != CopyStatus.Done || !clientOpen)
+                                {
+                                    result = await StreamBrokenAsync(upstream, bodyTask, copy).ConfigureAwait(false);
+                                    break;
+                                }
+
+                                if (bodyTask is not null && !await RequestBodyFinishedAsync(upstream, bodyTask).ConfigureAwait(false))
+                                {
+                                    result = new ForwardResult(success, Responded: true, KeepAlive: false, BodyStarted: true);
+                                    break;
+                                }
+
+                                Volatile.Write(ref _upstream, null);
+                                if (response.KeepAlive && !closeDelimited && code != 101)
+                                {
+                                    upstream.Pool.Return(upstream);
+                                }
+                                else
+                                {
+                                    upstream.CloseInBackground();
+                                }
+
+                                result = new ForwardResult(success, Responded: true, KeepAlive: !closeClient, BodyStarted: _request.HasBody);
+                                break;
+                            }
+                        }
+                        finally
+                        {
+                            Interlocked.Decrement(ref cluster.InFlight);
+                            Interlocked.Decrement(ref destination.InFlight);
+                            cluster.Limit.Exit();
+                        }
+
+                        _outcome = result.Outcome;
+                        DestinationSelector.Record(cluster, destination, result.Outcome, selection.IsTrial);
+                        if (Observability.RouterMetrics.FailureLabel(result.Outcome) is not null)
+                        {
+                            Interlocked.Increment(ref _runtime.Metrics.UpstreamFailures(cluster.Id)[(int)result.Outcome]);
+                        }
+
+                        if (!result.Responded && IsRetryable(result.Outcome) && attempt + 1 < (cluster.Config.Retry?.MaxAttempts ?? 1)
+                            && heldRetry is null && cluster.Retries is { } budget && budget.TryAcquireRetry(Volatile.Read(ref cluster.InFlight)))
+                        {
+                            // Nothing reached the client and the upstream cannot have acted on the request: try another destination.
+                            heldRetry = budget;
+                            exclude = destination;
+                            _runtime.CountRetry();
+                            continue;
+                        }
+
+                        keepAlive = result.Responded
+                            ? result.KeepAlive
+                            : await RespondToFailureAsync(result, keepAlive).ConfigureAwait(false);
+                        break;
+                    }
+                }
+                finally
+                {
+                    heldRetry?.ReleaseRetry();
+                    route.Limit.Exit();
+                    global!.Exit();
+                }
+            }
+
+            RecordRequest();
+            _request.Release();
+            if (!keepAlive)
+            {
+                return;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Admission, outermost first: config present, global limit, a matching route, the route's limit. Every gate is
+    /// a counter (no queue anywhere), so over a limit is an immediate 503. On success both limits are held.
+    /// </summary>
+    private Admission Admit(out CompiledRoute? route, out ConcurrencyLimit? global)
+    {
+        route = null;
+        global = null;
+        var snapshot = _runtime.Table.Current;
+        if (snapshot is null)
+        {
+            return new Admission(503, false, default);
+        }
+
+        if (_request.Method == HttpMethod.Connect)
+        {
+            return new Admission(501, false, default);
+        }
+
+        var limit = _runtime.GlobalLimit;
+        if (!limit.TryEnter())
+        {
+            return new Admission(503, true, ShedReason.Global);
+        }
+
+        var path = _request.Path.IsEmpty ? _request[_request.Target] : _request[_request.Path];
+        if (!snapshot.TryMatch(_request[_request.Host], path, _request[_request.MethodToken], out var matched))
+        {
+            limit.Exit();
+            return new Admission(404, false, default);
+        }
+
+        _routeId = matched.Id;
+        if (matched.Metrics is Observability.RequestCounters[] slots)
+        {
+            _counters = slots[0];
+        }
+
+        if (!matched.Limit.TryEnter())
+        {
+            limit.Exit();
+            return new Admission(503, true, ShedReason.Route);
+        }
+
+        route = matched;
+        global = limit;
+        return new Admission(0, false, default);
+    }
+
+    /// <summary>
+    /// A small Content-Length body that has fully arrived goes upstream with the head, in the same send, with no
+    /// copy task. Not with Expect: 100-continue (the client waits for the upstream's go-ahead).
+    /// </summary>
+    private bool TryWriteBufferedBody(PipeWriter upstreamOutput)
+    {
+        if (_request.Chunked || _request.ContentLength <= 0 || _request.ExpectContinue || !_client.Input.TryRead(out var read))
+        {
+            return false;
+        }
+
+        var buffer = read.Buffer;
+        if (buffer.Length < _request.ContentLength)
+        {
+            _client.Input.AdvanceTo(buffer.Start);
+            return false;
+        }
+
+        var body = buffer.Slice(0, _request.ContentLength);
+        Write(upstreamOutput, body);
+        _client.Input.AdvanceTo(body.End);
+        return true;
+    }
+
+    private async ValueTask<(UpstreamConnection? Connection, UpstreamOutcome Outcome)> ConnectAsync(
+        UpstreamPool pool, Core.Configuration.ClusterConfig config, DestinationState destination, UpstreamTlsOptions? tls)
+    {
+        try
+        {
+            var connection = await pool.ConnectAsync(config.ConnectTimeoutMs, config.MaxConnectionsPerDestination ?? 0, tls).ConfigureAwait(false);
+            return (connection, UpstreamOutcome.Success);
+        }
+        catch (UpstreamConnectException ex)
+        {
+            LogConnectFailed(_runtime.Logger, destination.Address, ex.Error);
+            var outcome = ex.Error switch
+            {
+                UpstreamConnectError.Timeout => UpstreamOutcome.ConnectTimeout,
+                UpstreamConnectError.PoolExhausted => UpstreamOutcome.PoolExhausted,
+                _ => UpstreamOutcome.ConnectFailed,
+            };
+            return (null, outcome);
+        }
+    }
+
+    /// <summary>No usable response head: closes the upstream connection and says why (the caller answers the client).</summary>
+    private async ValueTask<ForwardResult> FailedExchangeAsync(UpstreamConnection upstream, ResponseHeadStatus head, Task<CopyStatus>? bodyTask, bool canRetry, bool keepAlive)
+    {
+        var bodyStatus = CopyStatus.Done;
+        if (bodyTask is not null)
+        {
+            upstream.Connection.Abort("no response");
+            bodyStatus = await bodyTask.ConfigureAwait(false);
+        }
+
+        await CloseUpstreamAsync(upstream).ConfigureAwait(false);
+        if (head == ResponseHeadStatus.ClosedBeforeResponse && canRetry && bodyTask is null)
+        {
+            return new ForwardResult(UpstreamOutcome.StalePooledConnection, false, keepAlive, false);
+        }
+
+        var outcome = bodyStatus switch
+        {
+            // The client went away mid-body: nobody to answer.
+            CopyStatus.SourceEnded or CopyStatus.SourceFailed => UpstreamOutcome.ClientGone,
+            CopyStatus.InvalidFraming => UpstreamOutcome.BadRequestBody,
+            _ when Volatile.Read(ref _timedOut) == (int)TimeoutKind.ResponseHead => UpstreamOutcome.ResponseTimeout,
+            _ => head == ResponseHeadStatus.ClosedBeforeResponse ? UpstreamOutcome.NoResponse : UpstreamOutcome.BadResponse,
+        };
+        LogUpstreamFailed(_runtime.Logger, upstream.Destination.Address, head, outcome);
+        return new ForwardResult(outcome, Responded: false, KeepAlive: keepAlive, BodyStarted: bodyTask is not null || _request.HasBody);
+    }
+
+    /// <summary>The response started and then broke: the only honest signal left is to cut the client connection.</summary>
+    private async ValueTask<ForwardResult> StreamBrokenAsync(UpstreamConnection upstream, Task<CopyStatus>? bodyTask, CopyStatus copy)
+    {
+        LogStreamBroken(_runtime.Logger, upstream.Destination.Address, copy);
+        if (bodyTask is not null)
+        {
+            _client.Input.CancelPendingRead();
+            upstream.Connection.Abort("response failed");
+            await bodyTask.ConfigureAwait(false);
+        }
+
+        await CloseUpstreamAsync(upstream).ConfigureAwait(false);
+        _client.Abort("response stream broken");
+        bool upstreamFault = copy is CopyStatus.SourceEnded or CopyStatus.SourceFailed or CopyStatus.InvalidFraming;
+        return new ForwardResult(upstreamFault ? UpstreamOutcome.StreamBroken : UpstreamOutcome.ClientGone, Responded: true, KeepAlive: false, BodyStarted: true);
+    }
+
+    /// <summary>After the response: true when the request body also went through whole and the upstream connection is reusable.</summary>
+    private async ValueTask<bool> RequestBodyFinishedAsync(UpstreamConnection upstream, Task<CopyStatus> bodyTask)
+    {
+        if (!bodyTask.IsCompleted)
+        {
+            // The upstream answered before taking the whole body; neither connection is in a known state.
+            _client.Input.CancelPendingRead();
+            upstream.Connection.Abort("response before request body");
+            await bodyTask.ConfigureAwait(false);
+            await CloseUpstreamAsync(upstream).ConfigureAwait(false);
+            return false;
+        }
+
+        if (await bodyTask.ConfigureAwait(false) != CopyStatus.Done)
+        {
+            await CloseUpstreamAsync(upstream).ConfigureAwait(false);
+            return false;
+        }
+
+        return true;
+    }
+
+    /// <summary>Answers a failed attempt nobody answered yet: 502/503/504, 400 for a bad request body, nothing when the client left.</summary>
+    private ValueTask<bool> RespondToFailureAsync(ForwardResult result, bool keepAlive) => result.Outcome switch
+    {
+        UpstreamOutcome.ClientGone or UpstreamOutcome.StreamBroken => ValueTask.FromResult(false),
+        UpstreamOutcome.PoolExhausted => RespondShedAsync(ShedReason.DestinationConnections, keepAlive),
+        UpstreamOutcome.BadRequestBody => RespondLocalAsync(400, keepAlive: false),
+        UpstreamOutcome.ConnectTimeout or UpstreamOutcome.ResponseTimeout => RespondLocalAsync(504, keepAlive && !result.BodyStarted),
+        _ => RespondLocalAsync(502, keepAlive && !result.BodyStarted),
+    };
+
+    private bool IsRetryable(UpstreamOutcome outcome) => _request.Method is HttpMethod.Get or HttpMethod.Head or HttpMethod.Options
+        or HttpMethod.Put or HttpMethod.Delete or HttpMethod.Trace
+        && outcome switch
+        {
+            // The body is still unread in the client pipe: safe to send elsewhere.
+            UpstreamOutcome.ConnectFailed or UpstreamOutcome.ConnectTimeout or UpstreamOutcome.PoolExhausted => true,
+            UpstreamOutcome.NoResponse => !_request.HasBody,
+            _ => false,
+        };
+
+    private readonly record struct Admission(int Status, bool Shed, ShedReason Reason);
+}

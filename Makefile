@@ -4,7 +4,7 @@ CONFIG ?= Release
 export DOTNET_CLI_TELEMETRY_OPTOUT=1
 export DOTNET_NOLOGO=1
 
-.PHONY: build run test bench bench-e2e clean
+.PHONY: build run test test-deps bench bench-e2e clean
 
 build:
 	$(DOTNET) build Router.sln -c $(CONFIG)
@@ -13,8 +13,15 @@ build:
 run:
 	DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1 $(DOTNET) run --project Router.Net -c $(CONFIG) -- --demo
 
+# The dashboard test drives headless Chromium (Debian's package); install it on a fresh machine.
+test-deps:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing chromium (Debian package) for the dashboard's browser test"; \
+	  sudo=""; [ "$$(id -u)" -ne 0 ] && sudo="sudo"; \
+	  $$sudo apt-get update -qq && $$sudo apt-get install -y -qq chromium >/dev/null; }
+
 # Both test projects write a .trx into TestResults (one file each); the second runs even when the first fails.
-test:
+test: test-deps
 	$(DOTNET) test Router.Tests/Router.Tests.csproj -c $(CONFIG) --logger "trx;LogFileName=router-tests.trx" --logger "console;verbosity=normal" --results-directory TestResults; \
 	status=$$?; \
 	$(DOTNET) test Router.EmbeddingTests/Router.EmbeddingTests.csproj -c $(CONFIG) --logger "trx;LogFileName=embedding-tests.trx" --logger "console;verbosity=normal" --results-directory TestResults || status=1; \

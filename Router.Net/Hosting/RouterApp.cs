@@ -193,7 +193,16 @@ internal static partial class RouterApp
                 hostOptions.Listen.Add(new IPEndPoint(IPAddress.Loopback, 8080));
             }
 
-            host.Start();
+            try
+            {
+                host.Start();
+            }
+            catch (IOException ex)
+            {
+                // A port already taken, or a bind the user may not do: a plain line, not a stack trace.
+                Console.Error.WriteLine(ex.Message);
+                return 1;
+            }
             foreach (var endPoint in host.ListenEndPoints)
             {
                 LogListening(logger, endPoint);

@@ -31,7 +31,16 @@ internal sealed partial class SocketListener : IAsyncDisposable
         }
 
         _socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
-        _socket.Bind(endPoint);
+        try
+        {
+            _socket.Bind(endPoint);
+        }
+        catch (SocketException ex)
+        {
+            _socket.Dispose();
+            throw new IOException($"cannot listen on {endPoint}: {ex.Message}", ex);
+        }
+
         EndPoint = (IPEndPoint)_socket.LocalEndPoint!;
     }
 

@@ -4,7 +4,7 @@ CONFIG ?= Release
 export DOTNET_CLI_TELEMETRY_OPTOUT=1
 export DOTNET_NOLOGO=1
 
-.PHONY: build run test bench clean
+.PHONY: build run test bench fuzz clean
 
 build:
 	$(DOTNET) build Router.sln -c $(CONFIG)
@@ -19,6 +19,12 @@ test:
 # Micro benchmarks (BenchmarkDotNet); results are copied to bench-results/.
 bench:
 	$(DOTNET) run --project Router.Benchmarks -c Release -- --filter '*' --memory --exporters github --artifacts BenchmarkDotNet.Artifacts
+
+# Fuzzes one parser under SharpFuzz + AFL++ (installs both if missing): make fuzz TARGET=request|response|chunked SECONDS=600
+TARGET ?= request
+SECONDS ?= 600
+fuzz:
+	bash fuzz/run.sh $(TARGET) $(SECONDS)
 
 clean:
 	$(DOTNET) clean Router.sln

@@ -93,7 +93,10 @@ internal sealed partial class ProxyConnection
 
             var body = buffer.Slice(0, consumed);
             Write(destination, body);
-            source.AdvanceTo(body.End, buffer.End);
+
+            // Short of the end the decoder consumed everything. At the end, bytes past the body (a pipelined
+            // request) must stay unexamined, or the next head read waits for more input that may never come.
+            source.AdvanceTo(body.End, done ? body.End : buffer.End);
             Touch(route);
             if (!await FlushAsync(destination).ConfigureAwait(false))
             {

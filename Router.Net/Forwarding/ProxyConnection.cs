@@ -37,6 +37,14 @@ internal sealed partial class ProxyConnection : IHeartbeatTarget
     private int _timedOut;
     private int _idle;
 
+    // Request body rate (HttpLimits.MinRequestBodyDataRate): bytes read and time spent waiting on the client while a
+    // body is copied; the heartbeat compares them. Time the upstream holds us back (flush) is not counted.
+    private long _bodyBytes;
+    private long _bodyWaitMs;
+    private long _bodyWaitStart = long.MaxValue;
+    private int _bodyRateActive;
+    private int _bodyTooSlow;
+
     public ProxyConnection(ProxyRuntime runtime, ITransportConnection client, bool https)
     {
         _runtime = runtime;
@@ -111,12 +119,46 @@ internal sealed partial class ProxyConnection : IHeartbeatTarget
             Volatile.Read(ref _upstream)?.Connection.Abort("response timeout");
         }
 
+        if (Volatile.Read(ref _bodyRateActive) != 0 && IsBodyTooSlow(nowMs))
+        {
+            Volatile.Write(ref _bodyRateActive, 0);
+            Volatile.Write(ref _bodyTooSlow, 1);
+            _client.Input.CancelPendingRead();
+        }
+
         if (nowMs > Volatile.Read(ref _idleDeadline))
         {
             Volatile.Write(ref _idleDeadline, long.MaxValue);
             Volatile.Write(ref _timedOut, (int)TimeoutKind.BodyIdle);
             Abort("body idle timeout");
         }
+    }
+
+    private bool IsBodyTooSlow(long nowMs)
+    {
+        var limits = _runtime.Limits;
+        if (limits.MinRequestBodyDataRate <= 0)
+        {
+            return false;
+        }
+
+        long waitStart = Volatile.Read(ref _bodyWaitStart);
+        long waited = Volatile.Read(ref _bodyWaitMs) + (waitStart == long.MaxValue ? 0 : Math.Max(0, nowMs - waitStart));
+        return waited > limits.MinRequestBodyDataRateGrace.TotalMilliseconds
+            && Volatile.Read(ref _bodyBytes) < limits.MinRequestBodyDataRate * waited / 1000;
+    }
+
+    private void BeginClientBodyRead() => Volatile.Write(ref _bodyWaitStart, Environment.TickCount64);
+
+    private void EndClientBodyRead(long bytes)
+    {
+        long start = Interlocked.Exchange(ref _bodyWaitStart, long.MaxValue);
+        if (start != long.MaxValue)
+        {
+            Interlocked.Add(ref _bodyWaitMs, Environment.TickCount64 - start);
+        }
+
+        Interlocked.Add(ref _bodyBytes, bytes);
     }
 
     private async Task ProcessRequestsAsync()
@@ -210,6 +252,14 @@ internal sealed partial class ProxyConnection : IHeartbeatTarget
     private async ValueTask<bool> HandleRequestAsync()
     {
         bool keepAlive = _request.KeepAlive && !_runtime.ShuttingDown;
+
+        // Body size limit: a declared length over it is refused before any upstream is contacted (a chunked body is
+        // checked while it streams, in CopyChunkedAsync). The unread body can't be skipped: close.
+        if (_request.ContentLength > _runtime.Limits.MaxRequestBodyBytes)
+        {
+            return await RespondLocalAsync(413, keepAlive: false).ConfigureAwait(false);
+        }
+
         var snapshot = _runtime.Table.Current;
         if (snapshot is null)
         {
@@ -305,6 +355,8 @@ internal sealed partial class ProxyConnection : IHeartbeatTarget
                     UpstreamOutcome.ClientGone or UpstreamOutcome.StreamBroken => false,
                     UpstreamOutcome.PoolExhausted => await RespondShedAsync(ShedReason.DestinationConnections, keepAlive).ConfigureAwait(false),
                     UpstreamOutcome.BadRequestBody => await RespondLocalAsync(400, keepAlive: false).ConfigureAwait(false),
+                    UpstreamOutcome.RequestBodyTooLarge => await RespondLocalAsync(413, keepAlive: false).ConfigureAwait(false),
+                    UpstreamOutcome.RequestBodyTooSlow => await RespondLocalAsync(408, keepAlive: false).ConfigureAwait(false),
                     UpstreamOutcome.ConnectTimeout or UpstreamOutcome.ResponseTimeout => await RespondLocalAsync(504, keepAlive && !result.BodyStarted).ConfigureAwait(false),
                     _ => await RespondLocalAsync(502, keepAlive && !result.BodyStarted).ConfigureAwait(false),
                 };
@@ -416,9 +468,12 @@ internal sealed partial class ProxyConnection : IHeartbeatTarget
 
             var outcome = bodyStatus switch
             {
+                CopyStatus.SourceFailed when Volatile.Read(ref _bodyTooSlow) != 0 => UpstreamOutcome.RequestBodyTooSlow,
+
                 // The client went away mid-body: nobody to answer.
                 CopyStatus.SourceEnded or CopyStatus.SourceFailed => UpstreamOutcome.ClientGone,
                 CopyStatus.InvalidFraming => UpstreamOutcome.BadRequestBody,
+                CopyStatus.TooLarge => UpstreamOutcome.RequestBodyTooLarge,
                 _ when Volatile.Read(ref _timedOut) == (int)TimeoutKind.ResponseHead => UpstreamOutcome.ResponseTimeout,
                 _ => head switch
                 {
@@ -519,6 +574,11 @@ internal sealed partial class ProxyConnection : IHeartbeatTarget
 
     private async Task<CopyStatus> CopyRequestBodyAsync(UpstreamConnection upstream)
     {
+        Volatile.Write(ref _bodyBytes, 0);
+        Volatile.Write(ref _bodyWaitMs, 0);
+        Volatile.Write(ref _bodyWaitStart, long.MaxValue);
+        Volatile.Write(ref _bodyTooSlow, 0);
+        Volatile.Write(ref _bodyRateActive, 1);
         CopyStatus status;
         if (_request.Chunked)
         {
@@ -528,6 +588,8 @@ internal sealed partial class ProxyConnection : IHeartbeatTarget
         {
             status = await CopyLengthAsync(_client.Input, upstream.Output, _request.ContentLength, route: null).ConfigureAwait(false);
         }
+
+        Volatile.Write(ref _bodyRateActive, 0);
 
         if (status != CopyStatus.Done)
         {
@@ -752,4 +814,7 @@ internal enum CopyStatus
 
     /// <summary>Chunked framing was invalid.</summary>
     InvalidFraming,
+
+    /// <summary>A request body passed <c>HttpLimits.MaxRequestBodyBytes</c>; nothing past the limit was forwarded.</summary>
+    TooLarge,
 }

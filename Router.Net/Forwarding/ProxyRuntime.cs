@@ -36,6 +36,9 @@ internal sealed class ProxyRuntime
     /// <summary>Idle time after which a pooled upstream connection is closed. 60 s, under the common 75 s server keep-alive.</summary>
     public long UpstreamIdleMs { get; init; } = 60_000;
 
+    /// <summary>The cap on open client connections shared by the proxy listeners (RouterHostOptions.MaxClientConnections); null: none.</summary>
+    public ConnectionGate? Connections { get; init; }
+
     public bool ShuttingDown => Volatile.Read(ref _shuttingDown) != 0;
 
     /// <summary>The global concurrency limit. Replaced (not mutated) when the config changes it; a request exits the object it entered.</summary>
@@ -127,5 +130,24 @@ internal sealed class ProxyConnectionHandler : IConnectionHandler
     {
         var connection = new ProxyConnection(_runtime, new SocketConnection(socket), _https);
         _ = connection.RunAsync();
+    }
+
+    /// <summary>Runs the connection and gives its slot back (to the listener's <see cref="ConnectionGate"/>) once it closed.</summary>
+    public void OnConnection(Socket socket, Action closed)
+    {
+        var connection = new ProxyConnection(_runtime, new SocketConnection(socket), _https);
+        _ = RunAsync(connection, closed);
+    }
+
+    private static async Task RunAsync(ProxyConnection connection, Action closed)
+    {
+        try
+        {
+            await connection.RunAsync().ConfigureAwait(false);
+        }
+        finally
+        {
+            closed();
+        }
     }
 }

@@ -175,7 +175,8 @@ internal sealed class RecordingUpstream : IAsyncDisposable
             lock (_received)
             {
                 request = null!;
-                var data = _received.ToArray().AsSpan(_framed);
+                // A view, not a copy: a long keep-alive recording must not turn each request into a large-object allocation.
+                var data = System.Runtime.InteropServices.CollectionsMarshal.AsSpan(_received)[_framed..];
                 int headEnd = data.IndexOf("\r\n\r\n"u8);
                 if (headEnd < 0)
                 {

@@ -148,7 +148,16 @@ internal sealed partial class ProxyConnection : IHeartbeatTarget
             && Volatile.Read(ref _bodyBytes) < limits.MinRequestBodyDataRate * waited / 1000;
     }
 
-    private void BeginClientBodyRead() => Volatile.Write(ref _bodyWaitStart, Environment.TickCount64);
+    private void BeginClientBodyRead()
+    {
+        // With Expect: 100-continue the client rightly waits for the upstream's 100 first: its clock starts with its first byte.
+        if (_request.ExpectContinue && Volatile.Read(ref _bodyBytes) == 0)
+        {
+            return;
+        }
+
+        Volatile.Write(ref _bodyWaitStart, Environment.TickCount64);
+    }
 
     private void EndClientBodyRead(long bytes)
     {

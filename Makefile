@@ -4,7 +4,7 @@ CONFIG ?= Release
 export DOTNET_CLI_TELEMETRY_OPTOUT=1
 export DOTNET_NOLOGO=1
 
-.PHONY: build run test test-deps bench bench-e2e clean
+.PHONY: build run test test-deps bench bench-e2e fuzz clean
 
 build:
 	$(DOTNET) build Router.sln -c $(CONFIG)
@@ -33,6 +33,12 @@ bench:
 
 # End-to-end comparison with nginx, HAProxy and YARP (wrk, ~10 min); writes bench-results/e2e-<date>.md.
 bench-e2e: ; bash bench/e2e/run.sh
+
+# Fuzzes one parser under SharpFuzz + AFL++ (installs both if missing): make fuzz TARGET=request|response|chunked SECONDS=600
+TARGET ?= request
+SECONDS ?= 600
+fuzz:
+	bash fuzz/run.sh $(TARGET) $(SECONDS)
 
 clean:
 	$(DOTNET) clean Router.sln

@@ -39,6 +39,7 @@ internal static class HeadWriter
 
         bool hostWritten = false;
         bool xffWritten = false;
+        bool framingWritten = false;
         bool otherHopByHop = (request.Connection & ConnectionOptions.Other) != 0;
         for (int i = 0; i < request.HeaderCount; i++)
         {
@@ -69,6 +70,10 @@ internal static class HeadWriter
                     Append(span, ref n, request[request.Host]);
                     Append(span, ref n, "\r\n"u8);
                     hostWritten = true;
+                    continue;
+                case HeaderDisposition.ContentLength:
+                case HeaderDisposition.TransferEncoding:
+                    WriteFraming(span, ref n, ref framingWritten, request.ContentLength, buffer, request.Headers, request.HeaderCount);
                     continue;
                 case HeaderDisposition.XForwardedFor:
                     if (xffWritten)
@@ -147,6 +152,7 @@ internal static class HeadWriter
         Append(span, ref n, "\r\n"u8);
 
         bool otherHopByHop = (response.Connection & ConnectionOptions.Other) != 0;
+        bool framingWritten = false;
         for (int i = 0; i < response.HeaderCount; i++)
         {
             var field = response.Headers[i];
@@ -154,6 +160,10 @@ internal static class HeadWriter
             switch (HeaderNames.Classify(name))
             {
                 case HeaderDisposition.Drop:
+                    continue;
+                case HeaderDisposition.ContentLength:
+                case HeaderDisposition.TransferEncoding:
+                    WriteFraming(span, ref n, ref framingWritten, response.ContentLength, buffer, response.Headers, response.HeaderCount);
                     continue;
                 case HeaderDisposition.Upgrade:
                     if (!tunnel)
@@ -235,6 +245,52 @@ internal static class HeadWriter
         505 => "HTTP Version Not Supported"u8,
         _ => "Error"u8,
     };
+
+    /// <summary>
+    /// Writes the message's framing as exactly one header, where its first framing field was: <c>Content-Length: N</c>
+    /// with the parsed value (so "5, 5" or a repeated line becomes one), or one <c>Transfer-Encoding</c> line joining
+    /// every Transfer-Encoding line's codings in order. The parser already refused CL with TE and conflicting CLs;
+    /// this keeps a next hop that reads lists or repeats differently from disagreeing with us about the body.
+    /// Never longer than the lines it replaces, bar the one Content-Length line (the head buffer's slack covers it).
+    /// </summary>
+    private static void WriteFraming(Span<byte> span, ref int n, ref bool written, long contentLength, byte[] buffer, HeaderField[] headers, int count)
+    {
+        if (written)
+        {
+            return;
+        }
+
+        written = true;
+        if (contentLength >= 0)
+        {
+            Append(span, ref n, "Content-Length: "u8);
+            Utf8Formatter.TryFormat(contentLength, span[n..], out int digits);
+            n += digits;
+            Append(span, ref n, "\r\n"u8);
+            return;
+        }
+
+        Append(span, ref n, "Transfer-Encoding: "u8);
+        bool first = true;
+        for (int i = 0; i < count; i++)
+        {
+            var field = headers[i];
+            if (HeaderNames.Classify(buffer.AsSpan(field.Name.Start, field.Name.Length)) != HeaderDisposition.TransferEncoding)
+            {
+                continue;
+            }
+
+            if (!first)
+            {
+                Append(span, ref n, ", "u8);
+            }
+
+            Append(span, ref n, buffer.AsSpan(field.Value.Start, field.Value.Length));
+            first = false;
+        }
+
+        Append(span, ref n, "\r\n"u8);
+    }
 
     private static void Append(Span<byte> span, ref int n, ReadOnlySpan<byte> bytes)
     {

@@ -16,6 +16,10 @@ internal enum HeaderDisposition : byte
     XForwardedProto,
     XForwardedHost,
     Host,
+
+    /// <summary>Framing: written once, normalised, so the next hop can't read the framing differently (RFC 9112 §6.3).</summary>
+    ContentLength,
+    TransferEncoding,
 }
 
 /// <summary>Recognises the few headers the forwarder acts on: length first, then one ASCII case-insensitive compare.</summary>
@@ -43,6 +47,13 @@ internal static class HeaderNames
                 }
 
                 break;
+            case 14:
+                if (Ascii.EqualsIgnoreCase(name, "Content-Length"u8))
+                {
+                    return HeaderDisposition.ContentLength;
+                }
+
+                break;
             case 15:
                 if (Ascii.EqualsIgnoreCase(name, "X-Forwarded-For"u8))
                 {
@@ -61,6 +72,11 @@ internal static class HeaderNames
                 if (Ascii.EqualsIgnoreCase(name, "X-Forwarded-Proto"u8))
                 {
                     return HeaderDisposition.XForwardedProto;
+                }
+
+                if (Ascii.EqualsIgnoreCase(name, "Transfer-Encoding"u8))
+                {
+                    return HeaderDisposition.TransferEncoding;
                 }
 
                 break;

@@ -13,16 +13,28 @@ internal sealed partial class ProxyConnection
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<CopyStatus> CopyLengthAsync(PipeReader source, PipeWriter destination, long remaining, CompiledRoute? route)
     {
+        // No route: this is the request body (its reads count towards the minimum body data rate).
+        bool requestBody = route is null;
         while (remaining > 0)
         {
             ReadResult result;
             try
             {
+                if (requestBody)
+                {
+                    BeginClientBodyRead();
+                }
+
                 result = await source.ReadAsync().ConfigureAwait(false);
             }
             catch (IOException)
             {
                 return CopyStatus.SourceFailed;
+            }
+
+            if (requestBody)
+            {
+                EndClientBodyRead(Math.Min(result.Buffer.Length, remaining));
             }
 
             if (result.IsCanceled)
@@ -64,6 +76,11 @@ internal sealed partial class ProxyConnection
             ReadResult result;
             try
             {
+                if (fromClient)
+                {
+                    BeginClientBodyRead();
+                }
+
                 result = await source.ReadAsync().ConfigureAwait(false);
             }
             catch (IOException)
@@ -92,10 +109,26 @@ internal sealed partial class ProxyConnection
                 return CopyStatus.InvalidFraming;
             }
 
+            if (fromClient)
+            {
+                EndClientBodyRead(consumed);
+
+                // Body size limit: the chunk sizes announce the size, so the limit bites before the data arrives.
+                // Nothing of the chunk that passes it is forwarded.
+                if (_requestChunks.DataBytes > _runtime.Limits.MaxRequestBodyBytes)
+                {
+                    source.AdvanceTo(buffer.End);
+                    return CopyStatus.TooLarge;
+                }
+            }
+
             var body = buffer.Slice(0, consumed);
             Write(destination, body);
             CountResponseBytes(fromClient ? null : route, consumed);
-            source.AdvanceTo(body.End, buffer.End);
+
+            // Short of the end the decoder consumed everything. At the end, bytes past the body (a pipelined
+            // request) must stay unexamined, or the next head read waits for more input that may never come.
+            source.AdvanceTo(body.End, done ? body.End : buffer.End);
             Touch(route);
             if (!await FlushAsync(destination).ConfigureAwait(false))
             {

@@ -440,6 +440,14 @@ internal sealed partial class ProxyConnection
     {
         route = null;
         global = null;
+
+        // Body size limit: a declared length over it is refused before any upstream is contacted (a chunked body is
+        // checked while it streams). The unread body can't be skipped, so the answer closes the connection.
+        if (_request.ContentLength > _runtime.Limits.MaxRequestBodyBytes)
+        {
+            return new Admission(413, false, default);
+        }
+
         var snapshot = _runtime.Table.Current;
         if (snapshot is null)
         {
@@ -544,9 +552,12 @@ internal sealed partial class ProxyConnection
 
         var outcome = bodyStatus switch
         {
+            CopyStatus.SourceFailed when Volatile.Read(ref _bodyTooSlow) != 0 => UpstreamOutcome.RequestBodyTooSlow,
+
             // The client went away mid-body: nobody to answer.
             CopyStatus.SourceEnded or CopyStatus.SourceFailed => UpstreamOutcome.ClientGone,
             CopyStatus.InvalidFraming => UpstreamOutcome.BadRequestBody,
+            CopyStatus.TooLarge => UpstreamOutcome.RequestBodyTooLarge,
             _ when Volatile.Read(ref _timedOut) == (int)TimeoutKind.ResponseHead => UpstreamOutcome.ResponseTimeout,
             _ => head == ResponseHeadStatus.ClosedBeforeResponse ? UpstreamOutcome.NoResponse : UpstreamOutcome.BadResponse,
         };
@@ -599,6 +610,8 @@ internal sealed partial class ProxyConnection
         UpstreamOutcome.ClientGone or UpstreamOutcome.StreamBroken => ValueTask.FromResult(false),
         UpstreamOutcome.PoolExhausted => RespondShedAsync(ShedReason.DestinationConnections, keepAlive),
         UpstreamOutcome.BadRequestBody => RespondLocalAsync(400, keepAlive: false),
+        UpstreamOutcome.RequestBodyTooLarge => RespondLocalAsync(413, keepAlive: false),
+        UpstreamOutcome.RequestBodyTooSlow => RespondLocalAsync(408, keepAlive: false),
         UpstreamOutcome.ConnectTimeout or UpstreamOutcome.ResponseTimeout => RespondLocalAsync(504, keepAlive && !result.BodyStarted),
         _ => RespondLocalAsync(502, keepAlive && !result.BodyStarted),
     };

@@ -54,6 +54,14 @@ internal sealed partial class ProxyConnection : IHeartbeatTarget
     private int _timedOut;
     private int _idle;
 
+    // Request body rate (HttpLimits.MinRequestBodyDataRate): bytes read and time spent waiting on the client while a
+    // body is copied; the heartbeat compares them. Time the upstream holds us back (flush) is not counted.
+    private long _bodyBytes;
+    private long _bodyWaitMs;
+    private long _bodyWaitStart = long.MaxValue;
+    private int _bodyRateActive;
+    private int _bodyTooSlow;
+
     public ProxyConnection(ProxyRuntime runtime, ITransportConnection client, bool https)
     {
         _runtime = runtime;
@@ -128,6 +136,13 @@ internal sealed partial class ProxyConnection : IHeartbeatTarget
             Volatile.Read(ref _upstream)?.Connection.Abort("response timeout");
         }
 
+        if (Volatile.Read(ref _bodyRateActive) != 0 && IsBodyTooSlow(nowMs))
+        {
+            Volatile.Write(ref _bodyRateActive, 0);
+            Volatile.Write(ref _bodyTooSlow, 1);
+            _client.Input.CancelPendingRead();
+        }
+
         if (nowMs > Volatile.Read(ref _idleDeadline))
         {
             Volatile.Write(ref _idleDeadline, long.MaxValue);
@@ -136,8 +151,49 @@ internal sealed partial class ProxyConnection : IHeartbeatTarget
         }
     }
 
+    private bool IsBodyTooSlow(long nowMs)
+    {
+        var limits = _runtime.Limits;
+        if (limits.MinRequestBodyDataRate <= 0)
+        {
+            return false;
+        }
+
+        long waitStart = Volatile.Read(ref _bodyWaitStart);
+        long waited = Volatile.Read(ref _bodyWaitMs) + (waitStart == long.MaxValue ? 0 : Math.Max(0, nowMs - waitStart));
+        return waited > limits.MinRequestBodyDataRateGrace.TotalMilliseconds
+            && Volatile.Read(ref _bodyBytes) < limits.MinRequestBodyDataRate * waited / 1000;
+    }
+
+    private void BeginClientBodyRead()
+    {
+        // With Expect: 100-continue the client rightly waits for the upstream's 100 first: its clock starts with its first byte.
+        if (_request.ExpectContinue && Volatile.Read(ref _bodyBytes) == 0)
+        {
+            return;
+        }
+
+        Volatile.Write(ref _bodyWaitStart, Environment.TickCount64);
+    }
+
+    private void EndClientBodyRead(long bytes)
+    {
+        long start = Interlocked.Exchange(ref _bodyWaitStart, long.MaxValue);
+        if (start != long.MaxValue)
+        {
+            Interlocked.Add(ref _bodyWaitMs, Environment.TickCount64 - start);
+        }
+
+        Interlocked.Add(ref _bodyBytes, bytes);
+    }
+
     private async Task<CopyStatus> CopyRequestBodyAsync(UpstreamConnection upstream)
     {
+        Volatile.Write(ref _bodyBytes, 0);
+        Volatile.Write(ref _bodyWaitMs, 0);
+        Volatile.Write(ref _bodyWaitStart, long.MaxValue);
+        Volatile.Write(ref _bodyTooSlow, 0);
+        Volatile.Write(ref _bodyRateActive, 1);
         CopyStatus status;
         if (_request.Chunked)
         {
@@ -147,6 +203,8 @@ internal sealed partial class ProxyConnection : IHeartbeatTarget
         {
             status = await CopyLengthAsync(_client.Input, upstream.Output, _request.ContentLength, route: null).ConfigureAwait(false);
         }
+
+        Volatile.Write(ref _bodyRateActive, 0);
 
         if (status != CopyStatus.Done)
         {
@@ -371,4 +429,7 @@ internal enum CopyStatus
 
     /// <summary>Chunked framing was invalid.</summary>
     InvalidFraming,
+
+    /// <summary>A request body passed <c>HttpLimits.MaxRequestBodyBytes</c>; nothing past the limit was forwarded.</summary>
+    TooLarge,
 }

@@ -49,6 +49,9 @@ internal sealed class ProxyRuntime
     /// <summary>Idle time after which a pooled upstream connection is closed. 60 s, under the common 75 s server keep-alive.</summary>
     public long UpstreamIdleMs { get; init; } = 60_000;
 
+    /// <summary>The cap on open client connections shared by the proxy listeners (RouterHostOptions.MaxClientConnections); null: none.</summary>
+    public ConnectionGate? Connections { get; init; }
+
     public bool ShuttingDown => Volatile.Read(ref _shuttingDown) != 0;
 
     /// <summary>The global concurrency limit. Replaced (not mutated) when the config changes it; a request exits the object it entered.</summary>
@@ -156,10 +159,26 @@ internal sealed class ProxyConnectionHandler : IConnectionHandler
         _tls = tls;
     }
 
-    public void OnConnection(Socket socket)
+    public void OnConnection(Socket socket) => _ = Create(socket).RunAsync();
+
+    /// <summary>Runs the connection and gives its slot back (to the listener's <see cref="ConnectionGate"/>) once it closed.</summary>
+    public void OnConnection(Socket socket, Action closed) => _ = RunAsync(Create(socket), closed);
+
+    private ProxyConnection Create(Socket socket)
     {
         ITransportConnection transport = _tls is null ? new SocketConnection(socket) : TlsConnection.Accept(socket, _tls);
-        var connection = new ProxyConnection(_runtime, transport, https: _tls is not null);
-        _ = connection.RunAsync();
+        return new ProxyConnection(_runtime, transport, https: _tls is not null);
+    }
+
+    private static async Task RunAsync(ProxyConnection connection, Action closed)
+    {
+        try
+        {
+            await connection.RunAsync().ConfigureAwait(false);
+        }
+        finally
+        {
+            closed();
+        }
     }
 }

@@ -36,6 +36,12 @@ internal enum UpstreamOutcome
     /// <summary>The client's chunked body was malformed: 400.</summary>
     BadRequestBody,
 
+    /// <summary>The client's body passed <c>HttpLimits.MaxRequestBodyBytes</c> before the upstream answered: 413.</summary>
+    RequestBodyTooLarge,
+
+    /// <summary>The client's body came slower than <c>HttpLimits.MinRequestBodyDataRate</c> before the upstream answered: 408.</summary>
+    RequestBodyTooSlow,
+
     /// <summary>A pooled connection had been closed by the upstream while idle: retry on a new one.</summary>
     StalePooledConnection,
 }

@@ -32,6 +32,14 @@ internal sealed class RouterHostOptions
 
     public HttpLimits Limits { get; set; } = HttpLimits.Default;
 
+    /// <summary>
+    /// Most open client connections over all proxy listeners; past it accepting pauses (newcomers wait in the kernel
+    /// backlog) until one closes, instead of accepting and failing. 10,000, as the order of nginx's worker_connections
+    /// x a few workers, and comfortably under the 65,536 file descriptors a router process is usually given (each
+    /// proxied connection can hold a second, upstream descriptor). Null: no cap.
+    /// </summary>
+    public int? MaxClientConnections { get; set; } = 10_000;
+
     /// <summary>How long in-flight requests get to finish on shutdown. 30 s, as Kubernetes' default grace period.</summary>
     public TimeSpan DrainTimeout { get; set; } = TimeSpan.FromSeconds(30);
 
@@ -64,7 +72,10 @@ internal sealed class RouterHost : IAsyncDisposable
         Table = new RoutingTable();
         Applier = new ConfigApplier(Table, loggerFactory);
         _heartbeat = new Heartbeat(options.HeartbeatPeriod);
-        Runtime = new ProxyRuntime(Table, options.Limits, _heartbeat, loggerFactory);
+        Runtime = new ProxyRuntime(Table, options.Limits, _heartbeat, loggerFactory)
+        {
+            Connections = options.MaxClientConnections is { } max ? new ConnectionGate(max) : null,
+        };
         _health = new HealthCheckCoordinator(loggerFactory);
         Metrics = new RouterMetrics(Runtime, () => ControlPlaneStatus?.AppliedVersion, () => ControlPlaneStatus?.Connected ?? false);
         Runtime.Metrics = Metrics;
@@ -170,7 +181,7 @@ internal sealed class RouterHost : IAsyncDisposable
         var handler = new ProxyConnectionHandler(Runtime);
         foreach (var endPoint in endPoints)
         {
-            var listener = new SocketListener(endPoint, handler, logger);
+            var listener = new SocketListener(endPoint, handler, logger, Runtime.Connections);
             listener.Start();
             _listeners.Add(listener);
         }
@@ -178,7 +189,7 @@ internal sealed class RouterHost : IAsyncDisposable
         foreach (var (endPoint, name, tls, fromCommandLine) in tlsEndPoints)
         {
             var context = Certificates.Create(name, tls, fromCommandLine);
-            var listener = new SocketListener(endPoint, new ProxyConnectionHandler(Runtime, context), logger);
+            var listener = new SocketListener(endPoint, new ProxyConnectionHandler(Runtime, context), logger, Runtime.Connections);
             listener.Start();
             _tlsListeners.Add(listener);
         }

@@ -27,6 +27,7 @@ internal struct ChunkedDecoder
     private int _trailerBytes;
     private int _maxTrailerBytes;
     private long _remaining;
+    private long _dataBytes;
 
     /// <summary>A decoder whose trailer section may be as large as the header section (<see cref="HttpLimits.MaxHeaderBytes"/>).</summary>
     public ChunkedDecoder(HttpLimits limits) => _maxTrailerBytes = limits.MaxHeaderBytes;
@@ -50,6 +51,9 @@ internal struct ChunkedDecoder
 
     /// <summary>True once the last chunk and the trailer section (ending in CRLF) were consumed.</summary>
     public readonly bool IsComplete => _state == State.Complete;
+
+    /// <summary>Sum of the chunk sizes read so far (including the current chunk's, whose data may not have arrived): the body size so far.</summary>
+    public readonly long DataBytes => _dataBytes;
 
     /// <summary>Data bytes still expected in the current chunk (0 outside chunk data).</summary>
     public readonly long RemainingChunkBytes => _state == State.Data ? _remaining : 0;
@@ -193,6 +197,7 @@ internal struct ChunkedDecoder
 
                 _lineBytes = 0;
                 _sawExtension = false;
+                _dataBytes = _remaining > long.MaxValue - _dataBytes ? long.MaxValue : _dataBytes + _remaining;
                 _state = _remaining == 0 ? State.TrailerLineStart : State.Data;
                 return;
 

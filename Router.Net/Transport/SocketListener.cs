@@ -9,6 +9,17 @@ internal interface IConnectionHandler
 {
     /// <summary>Takes ownership of an accepted socket. Must not block: start the connection's work and return.</summary>
     void OnConnection(Socket socket);
+
+    /// <summary>
+    /// Like <see cref="OnConnection(Socket)"/>, for a listener with a <see cref="ConnectionGate"/>: the handler must call
+    /// <paramref name="closed"/> exactly once when the connection is closed. Handlers that don't track connections
+    /// close nothing early, so the default releases the slot when the socket is handed over.
+    /// </summary>
+    void OnConnection(Socket socket, Action closed)
+    {
+        OnConnection(socket);
+        closed();
+    }
 }
 
 /// <summary>Accepts sockets on one endpoint and hands them to a handler.</summary>
@@ -17,13 +28,20 @@ internal sealed partial class SocketListener : IAsyncDisposable
     private readonly Socket _socket;
     private readonly IConnectionHandler _handler;
     private readonly ILogger _logger;
+    private readonly ConnectionGate? _gate;
+    private readonly Action? _release;
+    private readonly CancellationTokenSource _stopping = new();
     private Task _acceptTask = Task.CompletedTask;
     private int _stopped;
 
-    public SocketListener(IPEndPoint endPoint, IConnectionHandler handler, ILogger logger)
+    /// <summary>Binds <paramref name="endPoint"/>; accepted sockets go to <paramref name="handler"/>. <paramref name="gate"/> caps open
+    /// connections (at the cap, accepting pauses until one closes); null: no cap. <paramref name="logger"/>: accept failures.</summary>
+    public SocketListener(IPEndPoint endPoint, IConnectionHandler handler, ILogger logger, ConnectionGate? gate = null)
     {
         _handler = handler;
         _logger = logger;
+        _gate = gate;
+        _release = gate is null ? null : gate.Release;
         _socket = new Socket(endPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
         if (endPoint.AddressFamily == AddressFamily.InterNetworkV6 && endPoint.Address.Equals(IPAddress.IPv6Any))
         {
@@ -57,6 +75,19 @@ internal sealed partial class SocketListener : IAsyncDisposable
     {
         while (Volatile.Read(ref _stopped) == 0)
         {
+            if (_gate is not null)
+            {
+                // At the connection cap: stop calling accept (the kernel backlog holds newcomers) until a slot frees.
+                try
+                {
+                    await _gate.WaitAsync(_stopping.Token).ConfigureAwait(false);
+                }
+                catch (OperationCanceledException)
+                {
+                    break;
+                }
+            }
+
             Socket accepted;
             try
             {
@@ -64,25 +95,36 @@ internal sealed partial class SocketListener : IAsyncDisposable
             }
             catch (ObjectDisposedException)
             {
+                _gate?.Release();
                 break;
             }
             catch (SocketException ex) when (Volatile.Read(ref _stopped) != 0 || ex.SocketErrorCode == SocketError.OperationAborted)
             {
+                _gate?.Release();
                 break;
             }
             catch (SocketException ex)
             {
                 // Transient (EMFILE, ECONNABORTED): log and keep accepting.
+                _gate?.Release();
                 LogAcceptFailed(_logger, EndPoint, ex.SocketErrorCode);
                 continue;
             }
 
             try
             {
-                _handler.OnConnection(accepted);
+                if (_release is null)
+                {
+                    _handler.OnConnection(accepted);
+                }
+                else
+                {
+                    _handler.OnConnection(accepted, _release);
+                }
             }
             catch (Exception ex)
             {
+                // The handler may or may not have started the connection; only a handler that took it releases.
                 LogHandlerFailed(_logger, ex);
                 accepted.Dispose();
             }
@@ -97,8 +139,10 @@ internal sealed partial class SocketListener : IAsyncDisposable
             return;
         }
 
+        await _stopping.CancelAsync().ConfigureAwait(false);
         _socket.Dispose();
         await _acceptTask.ConfigureAwait(false);
+        _stopping.Dispose();
     }
 
     [LoggerMessage(EventId = 100, Level = LogLevel.Warning, Message = "Accept on {EndPoint} failed: {Error}")]

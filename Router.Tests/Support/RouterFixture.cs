@@ -24,7 +24,7 @@ internal sealed class RouterFixture : IAsyncDisposable
 
     public Uri BaseUri => new($"http://{EndPoint}/");
 
-    public static RouterFixture Start(RouterConfig config, HttpLimits? limits = null, ILoggerFactory? loggerFactory = null)
+    public static RouterFixture Start(RouterConfig config, HttpLimits? limits = null, ILoggerFactory? loggerFactory = null, Action<RouterHostOptions>? configure = null)
     {
         var options = new RouterHostOptions
         {
@@ -32,6 +32,7 @@ internal sealed class RouterFixture : IAsyncDisposable
             Limits = limits ?? HttpLimits.Default,
             HeartbeatPeriod = TimeSpan.FromMilliseconds(100),
         };
+        configure?.Invoke(options);
         options.Listen.Add(new IPEndPoint(IPAddress.Loopback, 0));
         var host = new RouterHost(options, loggerFactory ?? NullLoggerFactory.Instance);
         var outcome = host.Applier.Apply(config, "test");

@@ -154,4 +154,22 @@ public sealed class ChunkedDecoderTests
             decoder.Advance(new ReadOnlySequence<byte>(bytes), out _);
         })!;
     }
+
+    [Test]
+    public void DataBytes_IsTheSumOfTheChunkSizes_KnownOnceEachSizeLineIsRead()
+    {
+        var decoder = new ChunkedDecoder(HttpLimits.Default);
+        decoder.Advance(new ReadOnlySequence<byte>(Bytes("5\r\nhello\r\n1a\r\n")), out _);
+        Assert.That(decoder.DataBytes, Is.EqualTo(5 + 26), "the second chunk counts before its data arrives");
+        decoder.Reset();
+        Assert.That(decoder.DataBytes, Is.Zero);
+    }
+
+    [Test]
+    public void DataBytes_OfTheLargestChunkSize_IsExact()
+    {
+        var decoder = new ChunkedDecoder(HttpLimits.Default);
+        decoder.Advance(new ReadOnlySequence<byte>(Bytes("7fffffffffffffff\r\n")), out _);
+        Assert.That(decoder.DataBytes, Is.EqualTo(long.MaxValue));
+    }
 }

@@ -21,11 +21,12 @@ internal static class Program
         var nodeId = new Option<string?>("--node-id") { Description = "This router's id in the fleet (default: host name)." };
         var demo = new Option<bool>("--demo") { Description = "Start two in-process demo upstreams and a config that routes to them." };
         var accessLog = new Option<string?>("--access-log") { Description = "Write one JSON line per request to FILE ('-' for standard output)." };
+        var maxConnections = new Option<int>("--max-connections") { Description = "Client connections at once; past it accepting pauses.", DefaultValueFactory = _ => 10_000 };
         var drain = new Option<int>("--drain-timeout-ms") { Description = "Time in-flight requests get on shutdown.", DefaultValueFactory = _ => 30000 };
 
         var root = new RootCommand("Router: a high-performance HTTP/1.1 edge router.")
         {
-            config, listen, listenTls, cert, key, admin, controlPlane, tokenFile, caFile, cacheDir, nodeId, demo, drain, accessLog,
+            config, listen, listenTls, cert, key, admin, controlPlane, tokenFile, caFile, cacheDir, nodeId, demo, drain, accessLog, maxConnections,
         };
         root.SetAction((parse, cancellationToken) => RouterApp.RunAsync(
             new RouterAppOptions
@@ -43,6 +44,7 @@ internal static class Program
                 NodeId = parse.GetValue(nodeId),
                 Demo = parse.GetValue(demo),
                 AccessLog = parse.GetValue(accessLog),
+                MaxConnections = parse.GetValue(maxConnections),
                 DrainTimeout = TimeSpan.FromMilliseconds(parse.GetValue(drain)),
             },
             cancellationToken));

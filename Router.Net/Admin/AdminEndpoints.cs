@@ -25,7 +25,9 @@ internal sealed class AdminEndpoints
             ("GET", "/healthz") => new AdminResponse(200, "text/plain", "ok\n"),
             ("GET", "/ready") => _host.Table.Current is null
                 ? new AdminResponse(503, "text/plain", "no config is live\n")
-                : new AdminResponse(200, "text/plain", "ready\n"),
+                : _host.Runtime.ShuttingDown
+                    ? new AdminResponse(503, "text/plain", "draining\n")
+                    : new AdminResponse(200, "text/plain", "ready\n"),
             ("GET", "/admin/config") => Json(200, WriteConfig),
             ("POST", "/admin/reload") => Reload(),
             ("GET", "/admin/clusters") => Json(200, WriteClusters),

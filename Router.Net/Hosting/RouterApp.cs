@@ -36,6 +36,8 @@ internal sealed class RouterAppOptions
 
     public string? AccessLog { get; init; }
 
+    public int MaxConnections { get; init; } = 10_000;
+
     public TimeSpan DrainTimeout { get; init; } = TimeSpan.FromSeconds(30);
 }
 
@@ -85,6 +87,7 @@ internal static partial class RouterApp
         {
             DrainTimeout = options.DrainTimeout,
             AccessLogPath = options.AccessLog,
+            MaxClientConnections = options.MaxConnections,
             Admin = ParseEndPoint(options.Admin ?? "127.0.0.1:9901"),
         };
         foreach (var listen in options.Listen)

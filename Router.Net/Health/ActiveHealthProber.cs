@@ -1,3 +1,5 @@
+using System.Net.Security;
+using System.Security.Authentication;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
@@ -62,7 +64,8 @@ internal sealed partial class ActiveHealthProber : IAsyncDisposable
         int timeoutMs,
         int expectedMin,
         int expectedMax,
-        HealthState state)
+        HealthState state,
+        Tls.UpstreamTlsOptions? tls = null)
     {
         ArgumentNullException.ThrowIfNull(key);
         ArgumentNullException.ThrowIfNull(endpoint);
@@ -77,7 +80,7 @@ internal sealed partial class ActiveHealthProber : IAsyncDisposable
             throw new ArgumentException("The probe path must start with '/' and neither it nor the host may contain control characters or spaces.");
         }
 
-        var target = new ProbeTarget(endpoint, hostHeader, path, intervalMs, timeoutMs, expectedMin, expectedMax, state);
+        var target = new ProbeTarget(endpoint, hostHeader, path, intervalMs, timeoutMs, expectedMin, expectedMax, state, tls);
         Watcher? replaced = null;
         lock (_gate)
         {
@@ -143,7 +146,8 @@ internal sealed partial class ActiveHealthProber : IAsyncDisposable
 
     /// <summary>One probe: connect, send, read the status line. Never throws except on <paramref name="cancellationToken"/>.</summary>
     internal static async Task<ProbeResult> ProbeOnceAsync(
-        EndPoint endpoint, ReadOnlyMemory<byte> request, Memory<byte> buffer, int timeoutMs, int expectedMin, int expectedMax, CancellationToken cancellationToken)
+        EndPoint endpoint, ReadOnlyMemory<byte> request, Memory<byte> buffer, int timeoutMs, int expectedMin, int expectedMax, CancellationToken cancellationToken,
+        Tls.UpstreamTlsOptions? tls = null)
     {
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(timeoutMs);
@@ -162,11 +166,25 @@ internal sealed partial class ActiveHealthProber : IAsyncDisposable
                 return new ProbeResult(ProbeOutcome.ConnectFailed, 0, e.SocketErrorCode);
             }
 
-            await socket.SendAsync(request, SocketFlags.None, timeout.Token).ConfigureAwait(false);
+            // A cluster with upstream TLS is probed over TLS, with the same trust and client certificate as its traffic.
+            await using Stream stream = tls is null ? new NetworkStream(socket, ownsSocket: false) : new SslStream(new NetworkStream(socket, ownsSocket: false));
+            if (stream is SslStream ssl)
+            {
+                try
+                {
+                    await ssl.AuthenticateAsClientAsync(tls!.CreateClientOptions(endpoint), timeout.Token).ConfigureAwait(false);
+                }
+                catch (AuthenticationException)
+                {
+                    return new ProbeResult(ProbeOutcome.ConnectionFailed, 0, SocketError.SocketError);
+                }
+            }
+
+            await stream.WriteAsync(request, timeout.Token).ConfigureAwait(false);
             int filled = 0;
             while (true)
             {
-                int read = await socket.ReceiveAsync(buffer[filled..], SocketFlags.None, timeout.Token).ConfigureAwait(false);
+                int read = await stream.ReadAsync(buffer[filled..], timeout.Token).ConfigureAwait(false);
                 if (read == 0)
                 {
                     return new ProbeResult(ProbeOutcome.ClosedEarly, 0, SocketError.Success);
@@ -195,6 +213,10 @@ internal sealed partial class ActiveHealthProber : IAsyncDisposable
         catch (SocketException e)
         {
             return new ProbeResult(ProbeOutcome.ConnectionFailed, 0, e.SocketErrorCode);
+        }
+        catch (IOException)
+        {
+            return new ProbeResult(ProbeOutcome.ConnectionFailed, 0, SocketError.ConnectionReset);
         }
     }
 
@@ -268,7 +290,7 @@ internal sealed partial class ActiveHealthProber : IAsyncDisposable
             while (true)
             {
                 ProbeResult result = await ProbeOnceAsync(
-                    target.EndPoint, request, buffer, target.TimeoutMs, target.ExpectedMin, target.ExpectedMax, cancellationToken).ConfigureAwait(false);
+                    target.EndPoint, request, buffer, target.TimeoutMs, target.ExpectedMin, target.ExpectedMax, cancellationToken, target.Tls).ConfigureAwait(false);
 
                 // A probe cut short by Unwatch says nothing about the destination.
                 cancellationToken.ThrowIfCancellationRequested();
@@ -307,7 +329,8 @@ internal sealed partial class ActiveHealthProber : IAsyncDisposable
     }
 
     private sealed record ProbeTarget(
-        EndPoint EndPoint, string HostHeader, string Path, int IntervalMs, int TimeoutMs, int ExpectedMin, int ExpectedMax, HealthState State);
+        EndPoint EndPoint, string HostHeader, string Path, int IntervalMs, int TimeoutMs, int ExpectedMin, int ExpectedMax, HealthState State,
+        Tls.UpstreamTlsOptions? Tls);
 
     private sealed class Watcher(object key, ProbeTarget target)
     {

@@ -13,8 +13,11 @@ internal sealed class HealthCheckCoordinator : IAsyncDisposable
     private readonly Lock _gate = new();
     private HashSet<DestinationState> _watched = [];
 
-    public HealthCheckCoordinator(ILoggerFactory loggerFactory)
+    private readonly Func<Core.Configuration.UpstreamTlsConfig, Tls.UpstreamTlsOptions?>? _tls;
+
+    public HealthCheckCoordinator(ILoggerFactory loggerFactory, Func<Core.Configuration.UpstreamTlsConfig, Tls.UpstreamTlsOptions?>? tls = null)
     {
+        _tls = tls;
         _prober = new ActiveHealthProber(loggerFactory.CreateLogger("Router.Health"));
     }
 
@@ -30,6 +33,7 @@ internal sealed class HealthCheckCoordinator : IAsyncDisposable
                     continue;
                 }
 
+                var tls = cluster.Config.Tls is { Enabled: true } tlsConfig && _tls is not null ? _tls(tlsConfig) : null;
                 foreach (var destination in cluster.Destinations)
                 {
                     if (destination.Health is not { } state)
@@ -41,7 +45,7 @@ internal sealed class HealthCheckCoordinator : IAsyncDisposable
 
                     // Watching again with identical settings keeps the running loop (ActiveHealthProber.Watch).
                     _prober.Watch(destination, destination.EndPoint, destination.Address, check.Path, check.IntervalMs, check.TimeoutMs,
-                        check.ExpectedStatusMin, check.ExpectedStatusMax, state);
+                        check.ExpectedStatusMin, check.ExpectedStatusMax, state, tls);
                 }
             }
 

@@ -76,7 +76,7 @@ internal sealed class RouterHost : IAsyncDisposable
         {
             Connections = options.MaxClientConnections is { } max ? new ConnectionGate(max) : null,
         };
-        _health = new HealthCheckCoordinator(loggerFactory);
+        _health = new HealthCheckCoordinator(loggerFactory, Runtime.UpstreamTls.For);
         Metrics = new RouterMetrics(Runtime, () => ControlPlaneStatus?.AppliedVersion, () => ControlPlaneStatus?.Connected ?? false);
         Runtime.Metrics = Metrics;
         Exporter = new PrometheusExporter(RouterMetrics.MeterName);

@@ -294,6 +294,29 @@ public sealed class TlsTests
     }
 
     [Test]
+    public async Task HealthChecks_OfATlsCluster_ProbeOverTls_AndSeeFailures()
+    {
+        var upstreamCert = _pki.Issue("probed", ["probed.test"]);
+        await using var upstream = await TestUpstream.StartAsync("probed", configureListen: listen => listen.UseHttps(upstreamCert));
+        var check = new HealthCheckConfig { Path = "/healthz", IntervalMs = 100, TimeoutMs = 1000, UnhealthyThreshold = 2, HealthyThreshold = 1 };
+        var cluster = Cluster("probed", upstream) with
+        {
+            Tls = new UpstreamTlsConfig { ServerName = "probed.test", CaFile = _pki.CaFile },
+            HealthCheck = check,
+        };
+        await using var router = StartRouter(new RouterConfig { Routes = [Route("all", "probed")], Clusters = [cluster] });
+        var destination = router.Table.Current!.Clusters[0].Destinations[0];
+
+        // Healthy probes over TLS reach the upstream (a plain-text probe would fail the handshake and mark it down).
+        long before = upstream.Requests;
+        Assert.That(await Eventually.TrueAsync(() => upstream.Requests >= before + 3, TimeSpan.FromSeconds(10)), Is.True);
+        Assert.That(destination.Health!.IsHealthy, Is.True);
+
+        upstream.Mode = UpstreamMode.Fail500;
+        Assert.That(await Eventually.TrueAsync(() => !destination.Health.IsHealthy, TimeSpan.FromSeconds(10)), Is.True);
+    }
+
+    [Test]
     public async Task UpstreamRequiringClientCertificate_IsServedWithMutualTls()
     {
         var upstreamCert = _pki.Issue("mtls-upstream", ["mtls.test"]);

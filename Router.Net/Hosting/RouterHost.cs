@@ -146,6 +146,13 @@ internal sealed class RouterHost : IAsyncDisposable
     /// <summary>Binds and starts every listener. Listeners named in the live config are added to the options' ones.</summary>
     public void Start()
     {
+        // Admin first: once the proxy answers, /ready and /admin/config answer too.
+        if (_options.Admin is not null)
+        {
+            _admin = new AdminServer(_options.Admin, this, _loggerFactory.CreateLogger("Router.Listener"));
+            _admin.Start();
+        }
+
         var endPoints = new List<IPEndPoint>(_options.Listen);
         var tlsEndPoints = new List<(IPEndPoint EndPoint, string Name, ListenerTlsConfig Tls, bool CommandLine)>();
         if (Certificates.CommandLine is { } commandLine)
@@ -192,12 +199,6 @@ internal sealed class RouterHost : IAsyncDisposable
             var listener = new SocketListener(endPoint, new ProxyConnectionHandler(Runtime, context), logger, Runtime.Connections);
             listener.Start();
             _tlsListeners.Add(listener);
-        }
-
-        if (_options.Admin is not null)
-        {
-            _admin = new AdminServer(_options.Admin, this, logger);
-            _admin.Start();
         }
     }
 

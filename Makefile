@@ -4,7 +4,7 @@ CONFIG ?= Release
 export DOTNET_CLI_TELEMETRY_OPTOUT=1
 export DOTNET_NOLOGO=1
 
-.PHONY: build run test bench bench-e2e clean
+.PHONY: build run test bench bench-e2e clean publish bench-check bench-baseline
 
 build:
 	$(DOTNET) build Router.sln -c $(CONFIG)
@@ -26,6 +26,30 @@ bench:
 
 # End-to-end comparison with nginx, HAProxy and YARP (wrk, ~10 min); writes bench-results/e2e-<date>.md.
 bench-e2e: ; bash bench/e2e/run.sh
+
+# Single native `router` binary (Native AOT) in artifacts/. Needs clang and zlib1g-dev (installed from Debian when missing).
+RID ?= linux-x64
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+publish:
+	@missing=""; command -v clang >/dev/null 2>&1 || missing="$$missing clang"; \
+	dpkg -s zlib1g-dev >/dev/null 2>&1 || missing="$$missing zlib1g-dev"; \
+	if [ -n "$$missing" ]; then echo "Installing native toolchain:$$missing"; \
+		$(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends $$missing; fi
+	$(DOTNET) publish Router.Net/Router.Net.csproj -c Release -r $(RID) -p:PublishAot=true -o artifacts/publish
+	cp artifacts/publish/Router.Net artifacts/router
+	@ls -l artifacts/router
+
+# Regression gate for the micro benchmarks: a short BenchmarkDotNet run compared with bench-results/baseline/benchmarks.json.
+# Fails (with a table) when a benchmark is >10% slower (mean and ratio to its class baseline) or allocates more. ~10 min.
+BENCH_RUN = rm -rf $(1) && $(DOTNET) run --project Router.Benchmarks -c Release -- --filter '*' --job short --memory --exporters json --artifacts $(1)
+bench-check:
+	$(call BENCH_RUN,BenchmarkDotNet.Artifacts/check)
+	$(DOTNET) run --project Router.Benchmarks -c Release --no-build -- benchcheck --results BenchmarkDotNet.Artifacts/check/results --baseline bench-results/baseline/benchmarks.json
+
+# Refreshes the committed baseline from a run on this machine (commit bench-results/baseline/benchmarks.json).
+bench-baseline:
+	$(call BENCH_RUN,BenchmarkDotNet.Artifacts/baseline)
+	$(DOTNET) run --project Router.Benchmarks -c Release --no-build -- benchcheck --results BenchmarkDotNet.Artifacts/baseline/results --baseline bench-results/baseline/benchmarks.json --write-baseline
 
 clean:
 	$(DOTNET) clean Router.sln

@@ -17,6 +17,11 @@ internal static class Program
             return await AllocationProfile.RunAsync(args[1..]);
         }
 
+        if (args.Length > 0 && args[0] == "benchcheck")
+        {
+            return BenchmarkGate.Run(args[1..]);
+        }
+
         BenchmarkSwitcher.FromAssembly(typeof(Program).Assembly).Run(args);
         return 0;
     }

@@ -21,54 +21,23 @@ namespace Router.Net.Transport;
 /// Server connections handshake inside <see cref="Start"/> (the forwarder just sees the input pipe fill or complete);
 /// client connections handshake in <see cref="ConnectAsync"/> before the pool hands them out.
 /// </remarks>
-internal sealed partial class TlsConnection : ITransportConnection
+internal sealed partial class TlsConnection : PipeConnection
 {
-    private const int PauseThreshold = 64 * 1024;
-    private const int ResumeThreshold = 32 * 1024;
-    private const int MinSegment = 4096;
-
-    private static readonly PipeOptions s_options = new(
-        pool: null,
-        readerScheduler: PipeScheduler.Inline,
-        writerScheduler: PipeScheduler.Inline,
-        pauseWriterThreshold: PauseThreshold,
-        resumeWriterThreshold: ResumeThreshold,
-        minimumSegmentSize: MinSegment,
-        useSynchronizationContext: false);
-
-    private readonly Socket _socket;
     private readonly SslStream _stream;
-    private readonly Pipe _input;
-    private readonly Pipe _output;
     private readonly TlsServerContext? _server;
-    private Task _receiveTask = Task.CompletedTask;
-    private Task _sendTask = Task.CompletedTask;
-    private int _aborted;
     private int _started;
-    private string? _closeReason;
 
     private TlsConnection(Socket socket, SslStream stream, TlsServerContext? server)
+        : base(socket)
     {
-        _socket = socket;
         _stream = stream;
         _server = server;
-        _input = new Pipe(s_options);
-        _output = new Pipe(s_options);
-        RemoteEndPoint = socket.RemoteEndPoint;
     }
-
-    public PipeReader Input => _input.Reader;
-
-    public PipeWriter Output => _output.Writer;
-
-    public EndPoint? RemoteEndPoint { get; }
 
     /// <summary>The negotiated stream, for tests and logs (protocol, cipher, remote certificate).</summary>
     public SslStream Stream => _stream;
 
-    public string? CloseReason => Volatile.Read(ref _closeReason);
-
-    public bool IsClosed => Volatile.Read(ref _aborted) != 0 || (Volatile.Read(ref _started) != 0 && _receiveTask.IsCompleted);
+    public override bool IsClosed => Volatile.Read(ref _aborted) != 0 || (Volatile.Read(ref _started) != 0 && _receiveTask.IsCompleted);
 
     /// <summary>A server-side connection; the handshake runs when <see cref="Start"/> is called.</summary>
     public static TlsConnection Accept(Socket socket, TlsServerContext server)
@@ -100,68 +69,14 @@ internal sealed partial class TlsConnection : ITransportConnection
         return new TlsConnection(socket, stream, server: null);
     }
 
-    public void Start()
+    public override void Start()
     {
         Volatile.Write(ref _started, 1);
         _receiveTask = _server is null ? RunAsync() : HandshakeThenRunAsync(_server);
     }
 
-    public void Abort(string reason)
-    {
-        Interlocked.CompareExchange(ref _closeReason, reason, null);
-        if (Interlocked.Exchange(ref _aborted, 1) != 0)
-        {
-            return;
-        }
-
-        try
-        {
-            // Closing the socket fails every pending SslStream operation at once (an RST to the peer).
-            _socket.Close(0);
-        }
-        catch (ObjectDisposedException)
-        {
-        }
-    }
-
-    /// <summary>
-    /// Completes the application's side of both pipes, lets the send loop drain everything written, sends
-    /// close_notify and a FIN, then closes.
-    /// </summary>
-    public async ValueTask DisposeAsync()
-    {
-        await _output.Writer.CompleteAsync().ConfigureAwait(false);
-        try
-        {
-            await _sendTask.ConfigureAwait(false);
-        }
-        catch (Exception)
-        {
-        }
-
-        await _input.Reader.CompleteAsync().ConfigureAwait(false);
-        if (Interlocked.Exchange(ref _aborted, 1) == 0)
-        {
-            Interlocked.CompareExchange(ref _closeReason, "closed", null);
-        }
-
-        try
-        {
-            // Also closes the socket; a receive still pending fails and ends the receive loop.
-            await _stream.DisposeAsync().ConfigureAwait(false);
-        }
-        catch (Exception)
-        {
-        }
-
-        try
-        {
-            await _receiveTask.ConfigureAwait(false);
-        }
-        catch (Exception)
-        {
-        }
-    }
+    /// <summary>Sends close_notify and a FIN after the send loop drained; disposing the stream also closes the socket.</summary>
+    protected override async ValueTask CloseGracefullyAsync(bool graceful) => await _stream.DisposeAsync().ConfigureAwait(false);
 
     private async Task HandshakeThenRunAsync(TlsServerContext server)
     {

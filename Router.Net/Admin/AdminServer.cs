@@ -46,57 +46,26 @@ internal sealed partial class AdminServer : IConnectionHandler, IAsyncDisposable
             while (true)
             {
                 var input = connection.Input;
-                bool parsed = false;
-                while (!parsed)
+                try
                 {
-                    var result = await input.ReadAsync().ConfigureAwait(false);
-                    var buffer = result.Buffer;
-                    if (buffer.IsEmpty && result.IsCompleted)
-                    {
-                        return;
-                    }
-
-                    var reader = new SequenceReader<byte>(buffer);
-                    try
-                    {
-                        parsed = Http1Parser.TryParseRequestHead(ref reader, head, HttpLimits.Default);
-                    }
-                    catch (Http1Exception ex)
-                    {
-                        input.AdvanceTo(buffer.End);
-                        await WriteAsync(connection.Output, new AdminResponse(ex.StatusCode, "text/plain", ex.Message + "\n"), close: true).ConfigureAwait(false);
-                        return;
-                    }
-
-                    if (parsed)
-                    {
-                        input.AdvanceTo(reader.Position);
-                    }
-                    else
-                    {
-                        input.AdvanceTo(buffer.Start, buffer.End);
-                        if (result.IsCompleted)
-                        {
-                            return;
-                        }
-                    }
-                }
-
-                // Admin requests carry no meaningful body; skip a Content-Length one so keep-alive stays in sync.
-                long skip = head.ContentLength > 0 ? head.ContentLength : 0;
-                while (skip > 0)
-                {
-                    var result = await input.ReadAsync().ConfigureAwait(false);
-                    long take = Math.Min(skip, result.Buffer.Length);
-                    input.AdvanceTo(result.Buffer.GetPosition(take));
-                    skip -= take;
-                    if (result.IsCompleted && skip > 0)
+                    if (!await RequestHeadReader.ReadAsync(input, head, HttpLimits.Default).ConfigureAwait(false))
                     {
                         return;
                     }
                 }
+                catch (Http1Exception ex)
+                {
+                    await WriteAsync(connection.Output, new AdminResponse(ex.StatusCode, "text/plain", ex.Message + "\n"), close: true).ConfigureAwait(false);
+                    return;
+                }
 
-                bool close = !head.KeepAlive || head.Chunked;
+                // Admin requests carry no meaningful body; skip it so keep-alive stays in sync.
+                if (await RequestHeadReader.SkipBodyAsync(input, head).ConfigureAwait(false) < 0)
+                {
+                    return;
+                }
+
+                bool close = !head.KeepAlive;
                 var method = Encoding.ASCII.GetString(head[head.MethodToken]);
                 var path = Encoding.ASCII.GetString(head[head.Path]);
                 AdminResponse response;

@@ -41,26 +41,17 @@ internal sealed class DemoUpstream : IConnectionHandler, IAsyncDisposable
         {
             while (true)
             {
-                bool parsed = false;
-                while (!parsed)
+                if (!await RequestHeadReader.ReadAsync(input, head, HttpLimits.Default).ConfigureAwait(false))
                 {
-                    var result = await input.ReadAsync().ConfigureAwait(false);
-                    var buffer = result.Buffer;
-                    if (buffer.IsEmpty && result.IsCompleted)
-                    {
-                        return;
-                    }
-
-                    var reader = new SequenceReader<byte>(buffer);
-                    parsed = Http1Parser.TryParseRequestHead(ref reader, head, HttpLimits.Default);
-                    input.AdvanceTo(parsed ? reader.Position : buffer.Start, parsed ? reader.Position : buffer.End);
-                    if (!parsed && result.IsCompleted)
-                    {
-                        return;
-                    }
+                    return;
                 }
 
-                long bodyBytes = await SkipBodyAsync(head).ConfigureAwait(false);
+                long bodyBytes = await RequestHeadReader.SkipBodyAsync(input, head).ConfigureAwait(false);
+                if (bodyBytes < 0)
+                {
+                    return;
+                }
+
                 string text = $"Hello from demo upstream {_name}: {Encoding.ASCII.GetString(head[head.MethodToken])} " +
                               $"{Encoding.ASCII.GetString(head[head.Target])} (host {Encoding.ASCII.GetString(head[head.Host])}, body {bodyBytes} bytes)\n";
                 var body = Encoding.UTF8.GetBytes(text);
@@ -88,42 +79,6 @@ internal sealed class DemoUpstream : IConnectionHandler, IAsyncDisposable
         {
             head.Release();
             await connection.DisposeAsync().ConfigureAwait(false);
-        }
-
-        async ValueTask<long> SkipBodyAsync(HttpRequestHead request)
-        {
-            long total = 0;
-            if (request.Chunked)
-            {
-                var decoder = default(ChunkedDecoder);
-                while (true)
-                {
-                    var result = await input.ReadAsync().ConfigureAwait(false);
-                    bool done = decoder.Advance(result.Buffer, out long consumed);
-                    total += consumed;
-                    input.AdvanceTo(result.Buffer.GetPosition(consumed), result.Buffer.End);
-                    if (done || result.IsCompleted)
-                    {
-                        return total;
-                    }
-                }
-            }
-
-            long remaining = Math.Max(0, request.ContentLength);
-            while (remaining > 0)
-            {
-                var result = await input.ReadAsync().ConfigureAwait(false);
-                long take = Math.Min(remaining, result.Buffer.Length);
-                input.AdvanceTo(result.Buffer.GetPosition(take));
-                remaining -= take;
-                total += take;
-                if (result.IsCompleted)
-                {
-                    break;
-                }
-            }
-
-            return total;
         }
     }
 

@@ -176,13 +176,20 @@ public sealed class LoadBalancerTests
         cluster.Destinations[2].Disabled = true;
         LoadBalancer.PickAvailable(cluster);
 
-        var before = GC.GetAllocatedBytesForCurrentThread();
-        for (var i = 0; i < 1000; i++)
+        // The runtime may allocate once on this thread while it tiers the code up: require one clean run of several.
+        long least = long.MaxValue;
+        for (var run = 0; run < 4; run++)
         {
-            LoadBalancer.PickAvailable(cluster);
-            LoadBalancer.Pick(cluster, cluster.Destinations.AsSpan(1));
+            var before = GC.GetAllocatedBytesForCurrentThread();
+            for (var i = 0; i < 1000; i++)
+            {
+                LoadBalancer.PickAvailable(cluster);
+                LoadBalancer.Pick(cluster, cluster.Destinations.AsSpan(1));
+            }
+
+            least = Math.Min(least, GC.GetAllocatedBytesForCurrentThread() - before);
         }
 
-        Assert.That(GC.GetAllocatedBytesForCurrentThread() - before, Is.Zero);
+        Assert.That(least, Is.Zero);
     }
 }

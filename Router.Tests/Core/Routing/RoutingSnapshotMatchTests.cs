@@ -333,16 +333,22 @@ public sealed class RoutingSnapshotMatchTests
         var host = Encoding.ASCII.GetBytes("a.b.API.example.test:8443");
         var path = Encoding.ASCII.GetBytes("/api/users");
         var method = Encoding.ASCII.GetBytes("PURGE");
-        snapshot.TryMatch(host, path, method, out _);
-
-        var before = GC.GetAllocatedBytesForCurrentThread();
-        for (var i = 0; i < 1000; i++)
+        // The runtime itself may allocate once on this thread while it tiers the code up (call counting, OSR):
+        // measure the same loop a few times and require one run with no allocation at all.
+        long least = long.MaxValue;
+        for (var run = 0; run < 4; run++)
         {
-            snapshot.TryMatch(host, path, method, out _);
-            snapshot.TryMatch("api.example.test"u8, "/api/x"u8, "GET"u8, out _);
-            snapshot.TryMatch("nowhere.test"u8, "/nothing"u8, "GET"u8, out _);
+            var before = GC.GetAllocatedBytesForCurrentThread();
+            for (var i = 0; i < 1000; i++)
+            {
+                snapshot.TryMatch(host, path, method, out _);
+                snapshot.TryMatch("api.example.test"u8, "/api/x"u8, "GET"u8, out _);
+                snapshot.TryMatch("nowhere.test"u8, "/nothing"u8, "GET"u8, out _);
+            }
+
+            least = Math.Min(least, GC.GetAllocatedBytesForCurrentThread() - before);
         }
 
-        Assert.That(GC.GetAllocatedBytesForCurrentThread() - before, Is.Zero);
+        Assert.That(least, Is.Zero);
     }
 }

@@ -10,21 +10,17 @@ namespace Router.Net.Forwarding;
 // is held per direction whatever the body size (invariant 6).
 internal sealed partial class ProxyConnection
 {
+    /// <summary>Streams a Content-Length request body upstream (its reads count towards the minimum body data rate).</summary>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    private async ValueTask<CopyStatus> CopyLengthAsync(PipeReader source, PipeWriter destination, long remaining, CompiledRoute? route)
+    private async ValueTask<CopyStatus> CopyRequestBodyAsync(PipeWriter destination, long remaining)
     {
-        // No route: this is the request body (its reads count towards the minimum body data rate).
-        bool requestBody = route is null;
+        var source = _client.Input;
         while (remaining > 0)
         {
             ReadResult result;
             try
             {
-                if (requestBody)
-                {
-                    BeginClientBodyRead();
-                }
-
+                BeginClientBodyRead();
                 result = await source.ReadAsync().ConfigureAwait(false);
             }
             catch (IOException)
@@ -32,11 +28,7 @@ internal sealed partial class ProxyConnection
                 return CopyStatus.SourceFailed;
             }
 
-            if (requestBody)
-            {
-                EndClientBodyRead(Math.Min(result.Buffer.Length, remaining));
-            }
-
+            EndClientBodyRead(Math.Min(result.Buffer.Length, remaining));
             if (result.IsCanceled)
             {
                 source.AdvanceTo(result.Buffer.Start);
@@ -50,10 +42,8 @@ internal sealed partial class ProxyConnection
             }
 
             Write(destination, buffer);
-            CountResponseBytes(route, buffer.Length);
             remaining -= buffer.Length;
             source.AdvanceTo(buffer.End);
-            Touch(route);
             if (remaining > 0 && result.IsCompleted)
             {
                 return CopyStatus.SourceEnded;
@@ -68,19 +58,17 @@ internal sealed partial class ProxyConnection
         return CopyStatus.Done;
     }
 
+    /// <summary>Streams a chunked request body upstream verbatim, validating its framing and the body size limit.</summary>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    private async ValueTask<CopyStatus> CopyChunkedAsync(PipeReader source, PipeWriter destination, bool fromClient, CompiledRoute? route)
+    private async ValueTask<CopyStatus> CopyChunkedRequestBodyAsync(PipeWriter destination)
     {
+        var source = _client.Input;
         while (true)
         {
             ReadResult result;
             try
             {
-                if (fromClient)
-                {
-                    BeginClientBodyRead();
-                }
-
+                BeginClientBodyRead();
                 result = await source.ReadAsync().ConfigureAwait(false);
             }
             catch (IOException)
@@ -99,9 +87,7 @@ internal sealed partial class ProxyConnection
             long consumed;
             try
             {
-                done = fromClient
-                    ? _requestChunks.Advance(buffer, out consumed)
-                    : _responseChunks.Advance(buffer, out consumed);
+                done = _requestChunks.Advance(buffer, out consumed);
             }
             catch (Http1Exception)
             {
@@ -109,27 +95,22 @@ internal sealed partial class ProxyConnection
                 return CopyStatus.InvalidFraming;
             }
 
-            if (fromClient)
-            {
-                EndClientBodyRead(consumed);
+            EndClientBodyRead(consumed);
 
-                // Body size limit: the chunk sizes announce the size, so the limit bites before the data arrives.
-                // Nothing of the chunk that passes it is forwarded.
-                if (_requestChunks.DataBytes > _runtime.Limits.MaxRequestBodyBytes)
-                {
-                    source.AdvanceTo(buffer.End);
-                    return CopyStatus.TooLarge;
-                }
+            // Body size limit: the chunk sizes announce the size, so the limit bites before the data arrives.
+            // Nothing of the chunk that passes it is forwarded.
+            if (_requestChunks.DataBytes > _runtime.Limits.MaxRequestBodyBytes)
+            {
+                source.AdvanceTo(buffer.End);
+                return CopyStatus.TooLarge;
             }
 
             var body = buffer.Slice(0, consumed);
             Write(destination, body);
-            CountResponseBytes(fromClient ? null : route, consumed);
 
             // Short of the end the decoder consumed everything. At the end, bytes past the body (a pipelined
             // request) must stay unexamined, or the next head read waits for more input that may never come.
             source.AdvanceTo(body.End, done ? body.End : buffer.End);
-            Touch(route);
             if (!await FlushAsync(destination).ConfigureAwait(false))
             {
                 return CopyStatus.DestinationClosed;
@@ -185,7 +166,7 @@ internal sealed partial class ProxyConnection
         }
     }
 
-    /// <summary>Response copies pass their route; request copies pass null.</summary>
+    /// <summary>Response copies pass their route (their bytes are counted); tunnel copies pass null.</summary>
     private void CountResponseBytes(CompiledRoute? route, long bytes)
     {
         if (route is not null)

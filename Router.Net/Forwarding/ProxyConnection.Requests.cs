@@ -336,7 +336,9 @@ internal sealed partial class ProxyConnection
                                         var body = buffer.Slice(0, take);
                                         Write(_client.Output, body);
                                         _responseBytes += take;
-                                        upstreamInput.AdvanceTo(body.End, buffer.End);
+
+                                        // At the body's end, bytes past it stay unexamined (as for pipelined requests).
+                                        upstreamInput.AdvanceTo(body.End, done ? body.End : buffer.End);
                                         Touch(route);
                                         if (done)
                                         {

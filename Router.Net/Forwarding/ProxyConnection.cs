@@ -197,11 +197,11 @@ internal sealed partial class ProxyConnection : IHeartbeatTarget
         CopyStatus status;
         if (_request.Chunked)
         {
-            status = await CopyChunkedAsync(_client.Input, upstream.Output, fromClient: true, route: null).ConfigureAwait(false);
+            status = await CopyChunkedRequestBodyAsync(upstream.Output).ConfigureAwait(false);
         }
         else
         {
-            status = await CopyLengthAsync(_client.Input, upstream.Output, _request.ContentLength, route: null).ConfigureAwait(false);
+            status = await CopyRequestBodyAsync(upstream.Output, _request.ContentLength).ConfigureAwait(false);
         }
 
         Volatile.Write(ref _bodyRateActive, 0);

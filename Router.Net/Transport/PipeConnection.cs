@@ -111,6 +111,69 @@ internal abstract class PipeConnection : ITransportConnection
         }
     }
 
+    /// <summary>
+    /// What the application's reader sees when the receive loop fails: a reset, nothing when we aborted the connection
+    /// ourselves (the loop ended because of it), or the exception as it is. Records the first close reason.
+    /// </summary>
+    protected Exception? ReceiveFailed(Exception ex)
+    {
+        string? code = SocketErrorOf(ex);
+        if (code is not null)
+        {
+            Interlocked.CompareExchange(ref _closeReason, "receive: " + code, null);
+            return Volatile.Read(ref _aborted) != 0 ? null : new ConnectionResetException(code, ex);
+        }
+
+        if (ex is ObjectDisposedException)
+        {
+            Interlocked.CompareExchange(ref _closeReason, "aborted", null);
+            return null;
+        }
+
+        return ex;
+    }
+
+    /// <summary>Completes the input pipe; after an abort the reader sees <see cref="ConnectionAbortedException"/>.</summary>
+    protected async ValueTask CompleteReceiveAsync(PipeWriter writer, Exception? error)
+    {
+        if (Volatile.Read(ref _aborted) != 0 && error is null)
+        {
+            error = new ConnectionAbortedException(CloseReason ?? "aborted");
+        }
+
+        await writer.CompleteAsync(error).ConfigureAwait(false);
+    }
+
+    /// <summary>What the application's writer sees when the send loop fails; records the first close reason.</summary>
+    protected Exception SendFailed(Exception ex)
+    {
+        string? code = SocketErrorOf(ex);
+        if (code is not null)
+        {
+            Interlocked.CompareExchange(ref _closeReason, "send: " + code, null);
+            return new ConnectionResetException(code, ex);
+        }
+
+        return ex is ObjectDisposedException ? new ConnectionAbortedException(CloseReason ?? "aborted") : ex;
+    }
+
+    /// <summary>Completes the output pipe; a failed send means the peer is gone, so receiving stops too.</summary>
+    protected async ValueTask CompleteSendAsync(PipeReader reader, Exception? error)
+    {
+        await reader.CompleteAsync(error).ConfigureAwait(false);
+        if (error is not null)
+        {
+            Abort(CloseReason ?? "send failed");
+        }
+    }
+
+    private static string? SocketErrorOf(Exception ex) => ex switch
+    {
+        SocketException socket => socket.SocketErrorCode.ToString(),
+        IOException io => (io.InnerException as SocketException)?.SocketErrorCode.ToString() ?? io.Message,
+        _ => null,
+    };
+
     /// <summary>Closes the transport once the send side drained; <paramref name="graceful"/> is false after an abort.</summary>
     protected abstract ValueTask CloseGracefullyAsync(bool graceful);
 }

@@ -41,27 +41,13 @@ internal sealed partial class SocketConnection
                 }
             }
         }
-        catch (SocketException ex)
-        {
-            Interlocked.CompareExchange(ref _closeReason, "receive: " + ex.SocketErrorCode, null);
-            error = Volatile.Read(ref _aborted) != 0 ? null : new ConnectionResetException(ex.SocketErrorCode.ToString(), ex);
-        }
-        catch (ObjectDisposedException)
-        {
-            Interlocked.CompareExchange(ref _closeReason, "aborted", null);
-        }
         catch (Exception ex)
         {
-            error = ex;
+            error = ReceiveFailed(ex);
         }
         finally
         {
-            if (Volatile.Read(ref _aborted) != 0 && error is null)
-            {
-                error = new ConnectionAbortedException(CloseReason ?? "aborted");
-            }
-
-            await writer.CompleteAsync(error).ConfigureAwait(false);
+            await CompleteReceiveAsync(writer, error).ConfigureAwait(false);
         }
     }
 }

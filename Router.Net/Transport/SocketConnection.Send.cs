@@ -42,27 +42,13 @@ internal sealed partial class SocketConnection
                 _socket.Shutdown(SocketShutdown.Send);
             }
         }
-        catch (SocketException ex)
-        {
-            Interlocked.CompareExchange(ref _closeReason, "send: " + ex.SocketErrorCode, null);
-            error = new ConnectionResetException(ex.SocketErrorCode.ToString(), ex);
-        }
-        catch (ObjectDisposedException)
-        {
-            error = new ConnectionAbortedException(CloseReason ?? "aborted");
-        }
         catch (Exception ex)
         {
-            error = ex;
+            error = SendFailed(ex);
         }
         finally
         {
-            await reader.CompleteAsync(error).ConfigureAwait(false);
-            if (error is not null)
-            {
-                // The peer is gone: stop receiving too so the application sees the failure.
-                Abort(CloseReason ?? "send failed");
-            }
+            await CompleteSendAsync(reader, error).ConfigureAwait(false);
         }
     }
 

@@ -36,28 +36,13 @@ internal sealed partial class TlsConnection
                 }
             }
         }
-        catch (IOException ex)
-        {
-            var code = (ex.InnerException as SocketException)?.SocketErrorCode.ToString() ?? ex.Message;
-            Interlocked.CompareExchange(ref _closeReason, "receive: " + code, null);
-            error = Volatile.Read(ref _aborted) != 0 ? null : new ConnectionResetException(code, ex);
-        }
-        catch (ObjectDisposedException)
-        {
-            Interlocked.CompareExchange(ref _closeReason, "aborted", null);
-        }
         catch (Exception ex)
         {
-            error = ex;
+            error = ReceiveFailed(ex);
         }
         finally
         {
-            if (Volatile.Read(ref _aborted) != 0 && error is null)
-            {
-                error = new ConnectionAbortedException(CloseReason ?? "aborted");
-            }
-
-            await writer.CompleteAsync(error).ConfigureAwait(false);
+            await CompleteReceiveAsync(writer, error).ConfigureAwait(false);
         }
     }
 
@@ -114,32 +99,13 @@ internal sealed partial class TlsConnection
                 _socket.Shutdown(SocketShutdown.Send);
             }
         }
-        catch (IOException ex)
-        {
-            var code = (ex.InnerException as SocketException)?.SocketErrorCode.ToString() ?? ex.Message;
-            Interlocked.CompareExchange(ref _closeReason, "send: " + code, null);
-            error = new ConnectionResetException(code, ex);
-        }
-        catch (SocketException ex)
-        {
-            Interlocked.CompareExchange(ref _closeReason, "send: " + ex.SocketErrorCode, null);
-            error = new ConnectionResetException(ex.SocketErrorCode.ToString(), ex);
-        }
-        catch (ObjectDisposedException)
-        {
-            error = new ConnectionAbortedException(CloseReason ?? "aborted");
-        }
         catch (Exception ex)
         {
-            error = ex;
+            error = SendFailed(ex);
         }
         finally
         {
-            await reader.CompleteAsync(error).ConfigureAwait(false);
-            if (error is not null)
-            {
-                Abort(CloseReason ?? "send failed");
-            }
+            await CompleteSendAsync(reader, error).ConfigureAwait(false);
         }
     }
 }

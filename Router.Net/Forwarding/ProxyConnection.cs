@@ -70,31 +70,37 @@ internal sealed partial class ProxyConnection : IHeartbeatTarget
         _clientAddress = FormatAddress(client.RemoteEndPoint);
     }
 
-    public async Task RunAsync()
+    /// <summary>Serves the connection until it closes, then calls <paramref name="closed"/> (the listener's slot back).</summary>
+    /// <remarks>
+    /// The request loop is the connection's one long-lived async method (no wrapper awaiting it), so an idle
+    /// keep-alive connection holds a single state machine.
+    /// </remarks>
+    public Task RunAsync(Action? closed = null)
     {
         _runtime.Register(this);
         _runtime.Heartbeat.Add(this);
         _client.Start();
+        return ProcessRequestsAsync(closed);
+    }
+
+    private async ValueTask CloseAsync(Action? closed)
+    {
+        _runtime.Heartbeat.Remove(this);
+        _runtime.Unregister(this);
+        _request.Release();
+        var upstream = Interlocked.Exchange(ref _upstream, null);
+        if (upstream is not null)
+        {
+            await upstream.CloseAsync().ConfigureAwait(false);
+        }
+
         try
         {
-            await ProcessRequestsAsync().ConfigureAwait(false);
-        }
-        catch (Exception ex)
-        {
-            LogUnexpected(_runtime.Logger, ex);
+            await _client.DisposeAsync().ConfigureAwait(false);
         }
         finally
         {
-            _runtime.Heartbeat.Remove(this);
-            _runtime.Unregister(this);
-            _request.Release();
-            var upstream = Interlocked.Exchange(ref _upstream, null);
-            if (upstream is not null)
-            {
-                await upstream.CloseAsync().ConfigureAwait(false);
-            }
-
-            await _client.DisposeAsync().ConfigureAwait(false);
+            closed?.Invoke();
         }
     }
 

@@ -162,23 +162,11 @@ internal sealed class ProxyConnectionHandler : IConnectionHandler
     public void OnConnection(Socket socket) => _ = Create(socket).RunAsync();
 
     /// <summary>Runs the connection and gives its slot back (to the listener's <see cref="ConnectionGate"/>) once it closed.</summary>
-    public void OnConnection(Socket socket, Action closed) => _ = RunAsync(Create(socket), closed);
+    public void OnConnection(Socket socket, Action closed) => _ = Create(socket).RunAsync(closed);
 
     private ProxyConnection Create(Socket socket)
     {
-        ITransportConnection transport = _tls is null ? new SocketConnection(socket) : TlsConnection.Accept(socket, _tls);
+        ITransportConnection transport = _tls is null ? new SocketConnection(socket, directInput: true) : TlsConnection.Accept(socket, _tls);
         return new ProxyConnection(_runtime, transport, https: _tls is not null);
-    }
-
-    private static async Task RunAsync(ProxyConnection connection, Action closed)
-    {
-        try
-        {
-            await connection.RunAsync().ConfigureAwait(false);
-        }
-        finally
-        {
-            closed();
-        }
     }
 }

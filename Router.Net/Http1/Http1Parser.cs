@@ -222,6 +222,21 @@ internal static class Http1Parser
         }
     }
 
+    /// <summary>
+    /// Header slots are rented (16 to start, doubling) and given back with the head buffer by
+    /// <see cref="HttpRequestHead.Release"/>, so an idle keep-alive connection holds none.
+    /// </summary>
+    private static void GrowHeaders(ref HeaderField[] headers, int count)
+    {
+        var old = headers;
+        headers = ArrayPool<HeaderField>.Shared.Rent(Math.Max(count * 2, 16));
+        if (old.Length > 0)
+        {
+            old.AsSpan(0, count).CopyTo(headers);
+            ArrayPool<HeaderField>.Shared.Return(old);
+        }
+    }
+
     private static void CopyHead(ref SequenceReader<byte> reader, int skip, int length, ref byte[] buffer)
     {
         if (buffer.Length < length)
@@ -547,7 +562,7 @@ internal static class Http1Parser
 
         if (count == headers.Length)
         {
-            Array.Resize(ref headers, headers.Length * 2);
+            GrowHeaders(ref headers, count);
         }
 
         var valueSegment = new HeadSegment(lineStart + valueStart, value.Length);

@@ -24,7 +24,8 @@ internal sealed class HttpRequestHead
 
     public HttpVersion Version;
 
-    public HeaderField[] Headers = new HeaderField[16];
+    /// <summary>Header slots; rented by the parser when the first header arrives, returned by <see cref="Release"/>.</summary>
+    public HeaderField[] Headers = [];
     public int HeaderCount;
 
     /// <summary>Host header value, or the authority of an absolute-form target (which wins).</summary>
@@ -69,13 +70,19 @@ internal sealed class HttpRequestHead
         ExpectContinue = false;
     }
 
-    /// <summary>Returns the rented buffer so an idle connection holds none.</summary>
+    /// <summary>Returns the rented buffers so an idle connection holds none.</summary>
     public void Release()
     {
         if (Buffer.Length > 0)
         {
             System.Buffers.ArrayPool<byte>.Shared.Return(Buffer);
             Buffer = [];
+        }
+
+        if (Headers.Length > 0)
+        {
+            System.Buffers.ArrayPool<HeaderField>.Shared.Return(Headers);
+            Headers = [];
         }
 
         Reset();

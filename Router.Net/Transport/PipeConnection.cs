@@ -5,8 +5,9 @@ using System.Net.Sockets;
 namespace Router.Net.Transport;
 
 /// <summary>
-/// What plain and TLS connections share: the two pipes and their options, the close reason (first writer wins),
-/// abort, and the graceful close order. Subclasses own the two loops that move bytes between the pipes and the wire.
+/// What plain and TLS connections share: the input pipe and the pipe options, the close reason (first writer wins),
+/// abort, and the graceful close order. Subclasses own the receive loop and the output side: a direct socket writer
+/// for plain connections (<see cref="SocketWriter"/>), an output pipe and send loop for TLS.
 /// </summary>
 internal abstract class PipeConnection : ITransportConnection
 {
@@ -17,7 +18,7 @@ internal abstract class PipeConnection : ITransportConnection
     protected const int MinSegment = 4096;
     protected const int MaxSegment = 64 * 1024;
 
-    private static readonly PipeOptions s_options = new(
+    protected static readonly PipeOptions s_options = new(
         pool: null,
         readerScheduler: PipeScheduler.Inline,
         writerScheduler: PipeScheduler.Inline,
@@ -27,22 +28,26 @@ internal abstract class PipeConnection : ITransportConnection
         useSynchronizationContext: false);
 
     protected readonly Socket _socket;
-    protected readonly Pipe _input = new(s_options);
-    protected readonly Pipe _output = new(s_options);
+    private readonly Pipe? _input;
     protected Task _receiveTask = Task.CompletedTask;
-    protected Task _sendTask = Task.CompletedTask;
     protected int _aborted;
     protected string? _closeReason;
 
-    protected PipeConnection(Socket socket)
+    /// <param name="socket">The connected socket.</param>
+    /// <param name="inputPipe">False when the subclass reads the socket on demand itself (<see cref="SocketReader"/>).</param>
+    protected PipeConnection(Socket socket, bool inputPipe = true)
     {
         _socket = socket;
         RemoteEndPoint = socket.RemoteEndPoint;
+        _input = inputPipe ? new Pipe(s_options) : null;
     }
 
-    public PipeReader Input => _input.Reader;
+    public virtual PipeReader Input => InputPipe.Reader;
 
-    public PipeWriter Output => _output.Writer;
+    /// <summary>The input pipe the receive loop fills (connections created with one).</summary>
+    protected Pipe InputPipe => _input ?? throw new InvalidOperationException("This connection reads its socket directly.");
+
+    public abstract PipeWriter Output { get; }
 
     public EndPoint? RemoteEndPoint { get; }
 
@@ -73,21 +78,20 @@ internal abstract class PipeConnection : ITransportConnection
     }
 
     /// <summary>
-    /// Completes the application's side of both pipes, lets the send loop drain everything written, then closes
-    /// the transport gracefully (<see cref="CloseGracefullyAsync"/>) and waits for the receive loop to end.
+    /// Completes the output (everything written is sent, then a FIN), completes the application's side of the input,
+    /// then closes the transport gracefully (<see cref="CloseGracefullyAsync"/>) and waits for the receive loop to end.
     /// </summary>
     public async ValueTask DisposeAsync()
     {
-        await _output.Writer.CompleteAsync().ConfigureAwait(false);
         try
         {
-            await _sendTask.ConfigureAwait(false);
+            await CompleteOutputAsync().ConfigureAwait(false);
         }
         catch (Exception)
         {
         }
 
-        await _input.Reader.CompleteAsync().ConfigureAwait(false);
+        await Input.CompleteAsync().ConfigureAwait(false);
         bool graceful = Interlocked.Exchange(ref _aborted, 1) == 0;
         if (graceful)
         {
@@ -115,7 +119,7 @@ internal abstract class PipeConnection : ITransportConnection
     /// What the application's reader sees when the receive loop fails: a reset, nothing when we aborted the connection
     /// ourselves (the loop ended because of it), or the exception as it is. Records the first close reason.
     /// </summary>
-    protected Exception? ReceiveFailed(Exception ex)
+    internal Exception? ReceiveFailed(Exception ex)
     {
         string? code = SocketErrorOf(ex);
         if (code is not null)
@@ -133,6 +137,9 @@ internal abstract class PipeConnection : ITransportConnection
         return ex;
     }
 
+    /// <summary>Records why the connection closed, unless a reason is already recorded.</summary>
+    internal void RecordClose(string reason) => Interlocked.CompareExchange(ref _closeReason, reason, null);
+
     /// <summary>Completes the input pipe; after an abort the reader sees <see cref="ConnectionAbortedException"/>.</summary>
     protected async ValueTask CompleteReceiveAsync(PipeWriter writer, Exception? error)
     {
@@ -144,8 +151,8 @@ internal abstract class PipeConnection : ITransportConnection
         await writer.CompleteAsync(error).ConfigureAwait(false);
     }
 
-    /// <summary>What the application's writer sees when the send loop fails; records the first close reason.</summary>
-    protected Exception SendFailed(Exception ex)
+    /// <summary>What the application's writer sees when a send fails; records the first close reason.</summary>
+    internal Exception SendFailed(Exception ex)
     {
         string? code = SocketErrorOf(ex);
         if (code is not null)
@@ -173,6 +180,12 @@ internal abstract class PipeConnection : ITransportConnection
         IOException io => (io.InnerException as SocketException)?.SocketErrorCode.ToString() ?? io.Message,
         _ => null,
     };
+
+    /// <summary>Completes the output: sends what is still written, then a FIN unless the connection was aborted.</summary>
+    protected abstract ValueTask CompleteOutputAsync();
+
+    /// <summary>True once <see cref="Abort"/> ran.</summary>
+    internal bool Aborted => Volatile.Read(ref _aborted) != 0;
 
     /// <summary>Closes the transport once the send side drained; <paramref name="graceful"/> is false after an abort.</summary>
     protected abstract ValueTask CloseGracefullyAsync(bool graceful);

@@ -7,7 +7,7 @@ internal sealed partial class SocketConnection
     private async Task ReceiveLoopAsync()
     {
         Exception? error = null;
-        var writer = _input.Writer;
+        var writer = InputPipe.Writer;
         try
         {
             int sizeHint = MinSegment;

@@ -1,34 +1,53 @@
+using System.IO.Pipelines;
 using System.Net;
 using System.Net.Sockets;
 
 namespace Router.Net.Transport;
 
 /// <summary>
-/// A socket as a pair of pipes: a receive loop fills <see cref="PipeConnection.Input"/>, a send loop drains <see cref="PipeConnection.Output"/>.
-/// Both pipes use inline scheduling so socket completions run the application code without a thread hop.
+/// A socket as a duplex pipe: a receive loop fills <see cref="PipeConnection.Input"/> (inline scheduling, so socket
+/// completions run the application code without a thread hop); <see cref="Output"/> sends straight to the socket.
 /// </summary>
 internal sealed partial class SocketConnection : PipeConnection
 {
-    public SocketConnection(Socket socket)
-        : base(socket)
+    private readonly SocketWriter _writer;
+    private readonly SocketReader? _reader;
+
+    /// <param name="socket">The connected socket.</param>
+    /// <param name="directInput">
+    /// Read the socket on demand (<see cref="SocketReader"/>): no input pipe or receive loop, so an idle connection is
+    /// small. For client connections; upstream connections keep the receive loop so an idle pooled one notices a close.
+    /// </param>
+    public SocketConnection(Socket socket, bool directInput = false)
+        : base(socket, inputPipe: !directInput)
     {
         _socket.NoDelay = true;
         LocalEndPoint = socket.LocalEndPoint;
+        _writer = new SocketWriter(this, socket);
+        _reader = directInput ? new SocketReader(this, socket) : null;
     }
+
+    public override PipeReader Input => _reader ?? base.Input;
+
+    public override PipeWriter Output => _writer;
 
     public EndPoint? LocalEndPoint { get; }
 
     public Socket Socket => _socket;
 
-    public override bool IsClosed => Volatile.Read(ref _aborted) != 0 || _receiveTask.IsCompleted;
+    public override bool IsClosed => Volatile.Read(ref _aborted) != 0 || (_reader is null ? _receiveTask.IsCompleted : _reader.Ended);
 
     public override void Start()
     {
-        _receiveTask = ReceiveLoopAsync();
-        _sendTask = SendLoopAsync();
+        if (_reader is null)
+        {
+            _receiveTask = ReceiveLoopAsync();
+        }
     }
 
-    /// <summary>The send loop ended with a FIN; closing the socket now is graceful.</summary>
+    protected override ValueTask CompleteOutputAsync() => _writer.CompleteAsync();
+
+    /// <summary>The output ended with a FIN; closing the socket now is graceful.</summary>
     protected override ValueTask CloseGracefullyAsync(bool graceful)
     {
         if (graceful)

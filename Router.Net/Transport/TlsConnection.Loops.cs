@@ -12,7 +12,7 @@ internal sealed partial class TlsConnection
     private async Task ReceiveLoopAsync()
     {
         Exception? error = null;
-        var writer = _input.Writer;
+        var writer = InputPipe.Writer;
         try
         {
             while (true)

@@ -25,6 +25,8 @@ internal sealed partial class TlsConnection : PipeConnection
 {
     private readonly SslStream _stream;
     private readonly TlsServerContext? _server;
+    private readonly Pipe _output = new(s_options);
+    private Task _sendTask = Task.CompletedTask;
     private int _started;
 
     private TlsConnection(Socket socket, SslStream stream, TlsServerContext? server)
@@ -69,10 +71,19 @@ internal sealed partial class TlsConnection : PipeConnection
         return new TlsConnection(socket, stream, server: null);
     }
 
+    public override PipeWriter Output => _output.Writer;
+
     public override void Start()
     {
         Volatile.Write(ref _started, 1);
         _receiveTask = _server is null ? RunAsync() : HandshakeThenRunAsync(_server);
+    }
+
+    /// <summary>Completes the output pipe and lets the send loop drain it (close_notify and FIN are the loop's last step).</summary>
+    protected override async ValueTask CompleteOutputAsync()
+    {
+        await _output.Writer.CompleteAsync().ConfigureAwait(false);
+        await _sendTask.ConfigureAwait(false);
     }
 
     /// <summary>Sends close_notify and a FIN after the send loop drained; disposing the stream also closes the socket.</summary>
@@ -85,7 +96,7 @@ internal sealed partial class TlsConnection : PipeConnection
             // Over the concurrent-handshake limit: refuse now rather than queue (a flood of slow handshakes must not
             // grow memory or delay established connections).
             Abort("tls: too many concurrent handshakes");
-            await _input.Writer.CompleteAsync().ConfigureAwait(false);
+            await InputPipe.Writer.CompleteAsync().ConfigureAwait(false);
             return;
         }
 
@@ -114,7 +125,7 @@ internal sealed partial class TlsConnection : PipeConnection
         if (!ok)
         {
             // The forwarder sees an empty, completed input: the connection closes without a response.
-            await _input.Writer.CompleteAsync().ConfigureAwait(false);
+            await InputPipe.Writer.CompleteAsync().ConfigureAwait(false);
             return;
         }
 

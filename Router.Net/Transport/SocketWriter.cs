@@ -1,0 +1,234 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using System.Net.Sockets;
+using System.Runtime.CompilerServices;
+
+namespace Router.Net.Transport;
+
+/// <summary>
+/// The output of a plain socket connection: bytes are written into one rented buffer and sent straight to the socket
+/// on flush. There is no output pipe and no send loop, and no buffer is held between responses.
+/// </summary>
+/// <remarks>
+/// A flush completes once the kernel took every byte; that is the back-pressure, so a writer is never more than one
+/// flush ahead of the socket (the body copiers flush after each upstream read, so that is at most one read's worth).
+/// A send that completes at once (the common case: the response fits in the socket buffer) is one direct syscall on
+/// Linux (<see cref="NativeSend"/>) with no allocation and no thread hop; one that has to wait goes through the
+/// runtime's asynchronous send and resumes on a pooled state machine. A failed send does not throw at the writer: it
+/// records the reason, aborts the connection and reports the flush as completed, as a pipe whose reader went away does.
+/// One writer at a time, as for any <see cref="PipeWriter"/>.
+/// </remarks>
+internal sealed class SocketWriter : PipeWriter
+{
+    private const int MinBuffer = 4096;
+
+    private static readonly FlushResult s_flushed = new(isCanceled: false, isCompleted: false);
+    private static readonly FlushResult s_closed = new(isCanceled: false, isCompleted: true);
+
+    private readonly PipeConnection _connection;
+    private readonly Socket _socket;
+    private byte[]? _buffer;
+    private int _written;
+    private bool _failed;
+    private bool _completed;
+
+    public SocketWriter(PipeConnection connection, Socket socket)
+    {
+        _connection = connection;
+        _socket = socket;
+    }
+
+    public override Memory<byte> GetMemory(int sizeHint = 0)
+    {
+        var buffer = Ensure(sizeHint);
+        return buffer.AsMemory(_written);
+    }
+
+    public override Span<byte> GetSpan(int sizeHint = 0)
+    {
+        var buffer = Ensure(sizeHint);
+        return buffer.AsSpan(_written);
+    }
+
+    public override void Advance(int bytes)
+    {
+        if ((uint)bytes > (uint)((_buffer?.Length ?? 0) - _written))
+        {
+            throw new ArgumentOutOfRangeException(nameof(bytes));
+        }
+
+        _written += bytes;
+    }
+
+    public override ValueTask<FlushResult> FlushAsync(CancellationToken cancellationToken = default)
+    {
+        if (_failed)
+        {
+            Release();
+            return new ValueTask<FlushResult>(s_closed);
+        }
+
+        if (_written == 0)
+        {
+            return new ValueTask<FlushResult>(s_flushed);
+        }
+
+        int sent = 0;
+        ValueTask<int> pending;
+        try
+        {
+            if (NativeSend.Supported)
+            {
+                sent = NativeSend.TrySend(_socket.SafeHandle, _buffer.AsSpan(0, _written));
+                if (sent == _written)
+                {
+                    Release();
+                    return new ValueTask<FlushResult>(s_flushed);
+                }
+            }
+
+            pending = _socket.SendAsync(_buffer.AsMemory(sent, _written - sent), SocketFlags.None, CancellationToken.None);
+        }
+        catch (Exception ex)
+        {
+            return new ValueTask<FlushResult>(Fail(ex));
+        }
+
+        if (pending.IsCompletedSuccessfully)
+        {
+            sent += pending.Result;
+            if (sent == _written)
+            {
+                Release();
+                return new ValueTask<FlushResult>(s_flushed);
+            }
+
+            return SendRestAsync(default, sent, waiting: false);
+        }
+
+        return SendRestAsync(pending, sent, waiting: true);
+    }
+
+    public override void CancelPendingFlush()
+    {
+        // Nothing to cancel: a flush waits only on the kernel, and Abort ends that.
+    }
+
+    public override void Complete(Exception? exception = null)
+    {
+        // Synchronous completion cannot wait for a send: what is still written is dropped, and the FIN follows.
+        _completed = true;
+        Release();
+        ShutdownSend();
+    }
+
+    /// <summary>Sends what is still written, then a FIN (unless the connection was aborted). Idempotent.</summary>
+    public override async ValueTask CompleteAsync(Exception? exception = null)
+    {
+        if (_completed)
+        {
+            return;
+        }
+
+        _completed = true;
+        if (_written > 0 && exception is null)
+        {
+            await FlushAsync().ConfigureAwait(false);
+        }
+
+        Release();
+        ShutdownSend();
+    }
+
+    private byte[] Ensure(int sizeHint)
+    {
+        if (_completed)
+        {
+            throw new InvalidOperationException("Writing is not allowed after the writer was completed.");
+        }
+
+        int need = Math.Max(sizeHint, 1);
+        var buffer = _buffer;
+        if (buffer is null)
+        {
+            buffer = ArrayPool<byte>.Shared.Rent(Math.Max(need, MinBuffer));
+            _buffer = buffer;
+            return buffer;
+        }
+
+        if (buffer.Length - _written >= need)
+        {
+            return buffer;
+        }
+
+        // Grow by doubling: a body chunk written in pieces (PipeWriter.Write) copies each byte O(1) times on average.
+        var bigger = ArrayPool<byte>.Shared.Rent(Math.Max(_written + need, buffer.Length * 2));
+        buffer.AsSpan(0, _written).CopyTo(bigger);
+        ArrayPool<byte>.Shared.Return(buffer);
+        _buffer = bigger;
+        return bigger;
+    }
+
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<FlushResult> SendRestAsync(ValueTask<int> pending, int sent, bool waiting)
+    {
+        try
+        {
+            if (waiting)
+            {
+                sent += await pending.ConfigureAwait(false);
+            }
+
+            while (sent < _written)
+            {
+                sent += await _socket.SendAsync(_buffer.AsMemory(sent, _written - sent), SocketFlags.None).ConfigureAwait(false);
+            }
+        }
+        catch (Exception ex)
+        {
+            return Fail(ex);
+        }
+
+        Release();
+        return s_flushed;
+    }
+
+    private FlushResult Fail(Exception ex)
+    {
+        _failed = true;
+        Release();
+        var error = _connection.SendFailed(ex);
+        _connection.Abort(_connection.CloseReason ?? error.Message);
+        return s_closed;
+    }
+
+    private void Release()
+    {
+        _written = 0;
+        var buffer = _buffer;
+        if (buffer is not null)
+        {
+            _buffer = null;
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    private void ShutdownSend()
+    {
+        if (_failed || _connection.Aborted)
+        {
+            return;
+        }
+
+        try
+        {
+            _socket.Shutdown(SocketShutdown.Send);
+        }
+        catch (SocketException)
+        {
+        }
+        catch (ObjectDisposedException)
+        {
+        }
+    }
+}

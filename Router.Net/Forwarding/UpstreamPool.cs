@@ -16,6 +16,9 @@ internal sealed class UpstreamPool
     // the 64-256 client-connection benchmark loads with every upstream request in flight.
     private const int MaxIdle = 256;
 
+    // How deep TryRent looks for a connection whose socket completes on the calling thread.
+    private const int AffinityScan = 8;
+
     private readonly UpstreamConnection?[] _idle = new UpstreamConnection?[MaxIdle];
     private readonly Lock _gate = new();
     private int _idleCount;
@@ -67,8 +70,30 @@ internal sealed class UpstreamPool
                     return null;
                 }
 
-                candidate = _idle[--_idleCount];
-                _idle[_idleCount] = null;
+                // Thread affinity: with inline socket completions each socket belongs to one engine thread. An upstream
+                // connection on the thread that is serving the client keeps the whole exchange on that thread (no
+                // wake-up of a second thread per request). Among the most recently used few, else the top.
+                int top = _idleCount - 1;
+                int pick = top;
+                int thread = Environment.CurrentManagedThreadId;
+                for (int i = top, end = Math.Max(0, _idleCount - AffinityScan); i >= end; i--)
+                {
+                    if (_idle[i]!.Connection.ReceiveThread == thread)
+                    {
+                        pick = i;
+                        break;
+                    }
+                }
+
+                candidate = _idle[pick];
+                if (pick < top)
+                {
+                    // Keep the stack ordered by age (eviction takes the oldest from the bottom).
+                    Array.Copy(_idle, pick + 1, _idle, pick, top - pick);
+                }
+
+                _idle[top] = null;
+                _idleCount = top;
             }
 
             if (ReferenceEquals(candidate!.Tls, tls) && candidate.IsReusable())

@@ -17,6 +17,12 @@ internal interface ITransportConnection : IDuplexPipe, IAsyncDisposable
     /// <summary>The first recorded reason the connection closed, for logs.</summary>
     string? CloseReason { get; }
 
+    /// <summary>
+    /// The managed thread the last receive completion ran on (0 when unknown). With inline socket completions that is
+    /// the socket engine thread owning the socket, which the upstream pool uses for affinity.
+    /// </summary>
+    int ReceiveThread { get; }
+
     /// <summary>Starts moving bytes between the transport and the pipes.</summary>
     void Start();
 

@@ -31,6 +31,7 @@ internal abstract class PipeConnection : ITransportConnection
     private readonly Pipe? _input;
     protected Task _receiveTask = Task.CompletedTask;
     protected int _aborted;
+    protected int _receiveThread;
     protected string? _closeReason;
 
     /// <param name="socket">The connected socket.</param>
@@ -56,6 +57,8 @@ internal abstract class PipeConnection : ITransportConnection
 
     /// <summary>True once the peer closed its side or the connection was aborted.</summary>
     public abstract bool IsClosed { get; }
+
+    public int ReceiveThread => Volatile.Read(ref _receiveThread);
 
     public abstract void Start();
 

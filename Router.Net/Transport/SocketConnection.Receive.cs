@@ -19,6 +19,7 @@ internal sealed partial class SocketConnection
                     // Zero-byte receive first: an idle connection holds no buffer until data is there. Skipped while a
                     // stream is flowing (the last read filled its buffer), where it would only cost a syscall.
                     await _socket.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None).ConfigureAwait(false);
+                    _receiveThread = Environment.CurrentManagedThreadId;
                 }
 
                 var memory = writer.GetMemory(sizeHint);

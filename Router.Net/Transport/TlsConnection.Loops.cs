@@ -19,6 +19,7 @@ internal sealed partial class TlsConnection
             {
                 // Zero-byte read first: SslStream waits on the socket without holding a buffer (ours or its own).
                 await _stream.ReadAsync(Memory<byte>.Empty).ConfigureAwait(false);
+                _receiveThread = Environment.CurrentManagedThreadId;
 
                 var memory = writer.GetMemory(MinSegment);
                 int received = await _stream.ReadAsync(memory).ConfigureAwait(false);

@@ -6,6 +6,7 @@ using Router.Core.Resilience;
 using Router.Core.Routing;
 using Router.Net.Http1;
 using Router.Net.Tls;
+using Router.Net.Transport;
 using HttpMethod = Router.Net.Http1.HttpMethod;
 using HttpVersion = Router.Net.Http1.HttpVersion;
 
@@ -18,6 +19,10 @@ namespace Router.Net.Forwarding;
 // connections, request bodies still in flight) are separate async methods and may allocate.
 internal sealed partial class ProxyConnection
 {
+    // Response body chunks at least this large are sent from the upstream's buffer without a copy; smaller ones are
+    // copied behind the head so a small response still leaves in one send.
+    private const int DirectSendMin = 16 * 1024;
+
     private async Task ProcessRequestsAsync(Action? closed)
     {
         try
@@ -336,12 +341,28 @@ internal sealed partial class ProxyConnection
                                             }
 
                                             var body = buffer.Slice(0, take);
-                                            Write(_client.Output, body);
+                                            bool delivered = true;
+                                            if (take >= DirectSendMin && _client.Output is SocketWriter direct)
+                                            {
+                                                // A large chunk goes to the client socket from the upstream's buffer, uncopied.
+                                                delivered = await direct.SendAsync(body).ConfigureAwait(false);
+                                            }
+                                            else
+                                            {
+                                                Write(_client.Output, body);
+                                            }
+
                                             _responseBytes += take;
 
                                             // At the body's end, bytes past it stay unexamined (as for pipelined requests).
                                             upstreamInput.AdvanceTo(body.End, done ? body.End : buffer.End);
                                             Touch(route);
+                                            if (!delivered)
+                                            {
+                                                copy = CopyStatus.DestinationClosed;
+                                                break;
+                                            }
+
                                             if (done)
                                             {
                                                 break;

@@ -109,6 +109,58 @@ internal sealed class SocketWriter : PipeWriter
         return SendRestAsync(pending, sent, waiting: true);
     }
 
+    /// <summary>
+    /// Sends what is written so far, then <paramref name="data"/> straight from its own memory (a large body chunk
+    /// from the upstream's input: no copy into this writer). Completes once the kernel took every byte; false when the
+    /// connection is gone. The caller must not release <paramref name="data"/> before this completes.
+    /// </summary>
+    public ValueTask<bool> SendAsync(ReadOnlySequence<byte> data)
+    {
+        if (_written > 0)
+        {
+            var flush = FlushAsync();
+            if (!flush.IsCompletedSuccessfully)
+            {
+                return SendAfterFlushAsync(flush, data);
+            }
+
+            if (flush.Result.IsCompleted)
+            {
+                return new ValueTask<bool>(false);
+            }
+        }
+
+        if (_failed || _completed)
+        {
+            return new ValueTask<bool>(false);
+        }
+
+        var position = data.Start;
+        while (data.TryGet(ref position, out var segment))
+        {
+            int sent = 0;
+            try
+            {
+                if (NativeSend.Supported)
+                {
+                    sent = NativeSend.TrySend(_socket.SafeHandle, segment.Span);
+                }
+            }
+            catch (ObjectDisposedException ex)
+            {
+                Fail(ex);
+                return new ValueTask<bool>(false);
+            }
+
+            if (sent < segment.Length)
+            {
+                return SendSegmentsAsync(segment[sent..], data, position);
+            }
+        }
+
+        return new ValueTask<bool>(true);
+    }
+
     public override void CancelPendingFlush()
     {
         // Nothing to cancel: a flush waits only on the kernel, and Abort ends that.
@@ -191,6 +243,44 @@ internal sealed class SocketWriter : PipeWriter
 
         Release();
         return s_flushed;
+    }
+
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<bool> SendAfterFlushAsync(ValueTask<FlushResult> flush, ReadOnlySequence<byte> data)
+    {
+        if ((await flush.ConfigureAwait(false)).IsCompleted)
+        {
+            return false;
+        }
+
+        return await SendAsync(data).ConfigureAwait(false);
+    }
+
+    /// <summary>The slow path of <see cref="SendAsync"/>: the rest of one segment, then every segment after <paramref name="next"/>.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<bool> SendSegmentsAsync(ReadOnlyMemory<byte> rest, ReadOnlySequence<byte> data, SequencePosition next)
+    {
+        try
+        {
+            while (true)
+            {
+                while (!rest.IsEmpty)
+                {
+                    int sent = await _socket.SendAsync(rest, SocketFlags.None).ConfigureAwait(false);
+                    rest = rest[sent..];
+                }
+
+                if (!data.TryGet(ref next, out rest))
+                {
+                    return true;
+                }
+            }
+        }
+        catch (Exception ex)
+        {
+            Fail(ex);
+            return false;
+        }
     }
 
     private FlushResult Fail(Exception ex)

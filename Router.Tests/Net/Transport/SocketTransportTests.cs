@@ -1,0 +1,247 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using System.Net;
+using System.Net.Sockets;
+using System.Security.Cryptography;
+using NUnit.Framework;
+using Router.Net.Transport;
+using Router.Tests.Support;
+
+namespace Router.Tests.Net.Transport;
+
+/// <summary>
+/// The plain-socket transport over real loopback sockets: the on-demand reader of client connections
+/// (<see cref="SocketReader"/>) and the direct writer (<see cref="SocketWriter"/>), seen from a raw peer socket.
+/// </summary>
+public sealed class SocketTransportTests
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(10);
+    private static readonly string[] Pipelined = ["first", "second", "third"];
+
+    [TestCase(true)]
+    [TestCase(false)]
+    public async Task Reader_SeesEveryByteInOrder_WhenThePeerWritesInSmallPieces_ThenItsClose(bool directInput)
+    {
+        var (peer, connection) = await PairAsync(directInput);
+        await using var _ = connection;
+        using var __ = peer;
+        var message = RandomNumberGenerator.GetBytes(40_000);
+        var send = Task.Run(async () =>
+        {
+            for (int i = 0; i < message.Length; i += 700)
+            {
+                await peer.SendAsync(message.AsMemory(i, Math.Min(700, message.Length - i)));
+            }
+
+            peer.Shutdown(SocketShutdown.Send);
+        });
+
+        // Examine everything, consume nothing, until it all arrived: the reader must grow past its 4 KiB start.
+        var input = connection.Input;
+        ReadResult result;
+        while (true)
+        {
+            result = await input.ReadAsync().AsTask().WaitAsync(Timeout);
+            if (result.IsCompleted)
+            {
+                break;
+            }
+
+            input.AdvanceTo(result.Buffer.Start, result.Buffer.End);
+        }
+
+        await send;
+        Assert.That(result.Buffer.ToArray(), Is.EqualTo(message));
+
+        // The pipe's receive loop ends just after the reader saw the end; the direct reader knows at once.
+        Assert.That(await Eventually.TrueAsync(() => connection.IsClosed, Timeout), Is.True, "the peer's FIN is seen as closed");
+        Assert.Multiple(() =>
+        {
+            Assert.That(connection.CloseReason, Is.EqualTo("peer closed"));
+        });
+        input.AdvanceTo(result.Buffer.End);
+    }
+
+    [Test]
+    public async Task Reader_HandsOutPipelinedMessagesOneByOne_WithoutWaitingForMoreData()
+    {
+        var (peer, connection) = await PairAsync(directInput: true);
+        await using var _ = connection;
+        using var __ = peer;
+        await peer.SendAsync("first|second|third|"u8.ToArray());
+        var input = connection.Input;
+        var seen = new List<string>();
+        while (seen.Count < 3)
+        {
+            var result = await input.ReadAsync().AsTask().WaitAsync(Timeout);
+            var buffer = result.Buffer;
+            var end = buffer.PositionOf((byte)'|');
+            if (end is null)
+            {
+                input.AdvanceTo(buffer.Start, buffer.End);
+                continue;
+            }
+
+            seen.Add(System.Text.Encoding.ASCII.GetString(buffer.Slice(0, end.Value).ToArray()));
+            input.AdvanceTo(buffer.GetPosition(1, end.Value));
+        }
+
+        Assert.That(seen, Is.EqualTo(Pipelined));
+    }
+
+    [Test]
+    public async Task CancelPendingRead_WakesAWaitingReader_AndTheConnectionCanStillAnswer()
+    {
+        var (peer, connection) = await PairAsync(directInput: true);
+        await using var _ = connection;
+        using var __ = peer;
+        var pending = connection.Input.ReadAsync().AsTask();
+        Assert.That(pending.IsCompleted, Is.False, "nothing was sent, so the read waits");
+
+        connection.Input.CancelPendingRead();
+        var result = await pending.WaitAsync(Timeout);
+        Assert.That(result.IsCanceled, Is.True);
+
+        // What a head timeout does next: answer and close.
+        connection.Output.Write("HTTP/1.1 408 Request Timeout\r\n\r\n"u8);
+        var flush = await connection.Output.FlushAsync();
+        Assert.That(flush.IsCompleted, Is.False, "the send side is still open");
+        await connection.DisposeAsync();
+        Assert.That(await ReceiveAllAsync(peer), Is.EqualTo("HTTP/1.1 408 Request Timeout\r\n\r\n"u8.ToArray()));
+    }
+
+    [Test]
+    public async Task Writer_FlushWaitsWhileThePeerDoesNotRead_ThenEveryByteArrivesInOrder()
+    {
+        var (peer, connection) = await PairAsync(directInput: true);
+        await using var _ = connection;
+        using var __ = peer;
+        peer.ReceiveBufferSize = 64 * 1024;
+        var payload = RandomNumberGenerator.GetBytes(16 * 1024 * 1024);
+
+        var blocked = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var writes = Task.Run(async () =>
+        {
+            for (int i = 0; i < payload.Length; i += 64 * 1024)
+            {
+                connection.Output.Write(payload.AsSpan(i, 64 * 1024));
+                var flush = connection.Output.FlushAsync();
+                if (!flush.IsCompleted)
+                {
+                    blocked.TrySetResult();
+                }
+
+                Assert.That((await flush).IsCompleted, Is.False);
+            }
+
+            await connection.Output.CompleteAsync();
+        });
+
+        // The peer reads nothing until a flush had to wait on the kernel (16 MiB cannot fit in the socket buffers).
+        await blocked.Task.WaitAsync(Timeout);
+        var received = await ReceiveAllAsync(peer);
+        await writes.WaitAsync(Timeout);
+        Assert.That(received.AsSpan().SequenceEqual(payload), Is.True);
+    }
+
+    [Test]
+    public async Task Writer_SendsAMultiSegmentBodyUncopied_BehindWhatWasWrittenBeforeIt()
+    {
+        var (peer, connection) = await PairAsync(directInput: true);
+        await using var _ = connection;
+        using var __ = peer;
+        var writer = (SocketWriter)connection.Output;
+        var parts = new[] { RandomNumberGenerator.GetBytes(20_000), RandomNumberGenerator.GetBytes(1), RandomNumberGenerator.GetBytes(70_000) };
+        var body = Segments(parts);
+
+        writer.Write("HEAD\r\n"u8);
+        Assert.That(await writer.SendAsync(body).AsTask().WaitAsync(Timeout), Is.True);
+        await connection.Output.CompleteAsync();
+
+        var expected = "HEAD\r\n"u8.ToArray().Concat(parts.SelectMany(p => p)).ToArray();
+        Assert.That(await ReceiveAllAsync(peer), Is.EqualTo(expected));
+    }
+
+    [Test]
+    public async Task Writer_WhenThePeerResets_FlushReportsTheConnectionGoneInsteadOfThrowing()
+    {
+        var (peer, connection) = await PairAsync(directInput: true);
+        await using var _ = connection;
+        peer.LingerState = new LingerOption(true, 0);
+        peer.Close(); // RST
+
+        // The first sends after a reset may still be taken by the kernel; one of the next must fail.
+        var deadline = DateTime.UtcNow + Timeout;
+        FlushResult flush;
+        do
+        {
+            connection.Output.Write(new byte[32 * 1024]);
+            flush = await connection.Output.FlushAsync();
+        }
+        while (!flush.IsCompleted && DateTime.UtcNow < deadline);
+
+        Assert.That(flush.IsCompleted, Is.True, "a flush after the reset reports the connection gone");
+        Assert.Multiple(() =>
+        {
+            Assert.That(connection.IsClosed, Is.True);
+            Assert.That(connection.CloseReason, Does.StartWith("send: "));
+        });
+    }
+
+    private static async Task<(Socket Peer, SocketConnection Connection)> PairAsync(bool directInput)
+    {
+        using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        listener.Listen();
+        var peer = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        var accept = listener.AcceptAsync();
+        await peer.ConnectAsync(listener.LocalEndPoint!);
+        var connection = new SocketConnection(await accept, directInput);
+        connection.Start();
+        return (peer, connection);
+    }
+
+    private static async Task<byte[]> ReceiveAllAsync(Socket socket)
+    {
+        var all = new MemoryStream();
+        var buffer = new byte[256 * 1024];
+        while (true)
+        {
+            int n = await socket.ReceiveAsync(buffer.AsMemory()).AsTask().WaitAsync(Timeout);
+            if (n == 0)
+            {
+                return all.ToArray();
+            }
+
+            all.Write(buffer, 0, n);
+        }
+    }
+
+    private static ReadOnlySequence<byte> Segments(byte[][] parts)
+    {
+        var first = new Segment(parts[0], 0);
+        var last = first;
+        for (int i = 1; i < parts.Length; i++)
+        {
+            last = last.Append(parts[i]);
+        }
+
+        return new ReadOnlySequence<byte>(first, 0, last, parts[^1].Length);
+    }
+
+    private sealed class Segment : ReadOnlySequenceSegment<byte>
+    {
+        public Segment(ReadOnlyMemory<byte> memory, long runningIndex)
+        {
+            Memory = memory;
+            RunningIndex = runningIndex;
+        }
+
+        public Segment Append(ReadOnlyMemory<byte> memory)
+        {
+            var next = new Segment(memory, RunningIndex + Memory.Length);
+            Next = next;
+            return next;
+        }
+    }
+}

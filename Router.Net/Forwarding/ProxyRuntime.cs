@@ -5,6 +5,7 @@ using Router.Core.Routing;
 using Router.Net.Http1;
 using Router.Net.Tls;
 using Router.Net.Transport;
+using Router.Net.Transport.Epoll;
 
 namespace Router.Net.Forwarding;
 
@@ -166,7 +167,9 @@ internal sealed class ProxyConnectionHandler : IConnectionHandler
 
     private ProxyConnection Create(Socket socket)
     {
-        ITransportConnection transport = _tls is null ? new SocketConnection(socket, directInput: true) : TlsConnection.Accept(socket, _tls);
+        ITransportConnection transport = _tls is not null
+            ? TlsConnection.Accept(socket, _tls)
+            : EpollTransport.Enabled ? EpollTransport.Accept(socket) : new SocketConnection(socket, directInput: true);
         return new ProxyConnection(_runtime, transport, https: _tls is not null);
     }
 }

@@ -3,6 +3,7 @@ using Router.Core.Routing;
 using Router.Net.Http1;
 using Router.Net.Tls;
 using Router.Net.Transport;
+using Router.Net.Transport.Epoll;
 
 namespace Router.Net.Forwarding;
 
@@ -44,6 +45,12 @@ internal sealed class UpstreamConnection
         if (Connection.IsClosed)
         {
             return false;
+        }
+
+        if (Connection is EpollConnection direct)
+        {
+            // Nobody reads an idle pooled connection: ask the kernel whether anything (bytes, a FIN) came meanwhile.
+            return direct.IsIdleClean();
         }
 
         if (Input.TryRead(out var result))

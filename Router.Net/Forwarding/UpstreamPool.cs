@@ -3,6 +3,7 @@ using System.Net.Sockets;
 using Router.Core.Routing;
 using Router.Net.Tls;
 using Router.Net.Transport;
+using Router.Net.Transport.Epoll;
 
 namespace Router.Net.Forwarding;
 
@@ -128,6 +129,11 @@ internal sealed class UpstreamPool
         }
 
         var endPoint = Destination.EndPoint;
+        if (tls is null && EpollTransport.Enabled && endPoint is IPEndPoint ip)
+        {
+            return await ConnectOnLoopAsync(ip, timeoutMs).ConfigureAwait(false);
+        }
+
         var socket = endPoint is DnsEndPoint
             ? new Socket(SocketType.Stream, ProtocolType.Tcp)
             : new Socket(endPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
@@ -172,6 +178,29 @@ internal sealed class UpstreamPool
 
         connection.Start();
         return new UpstreamConnection(connection, this) { Tls = tls };
+    }
+
+    /// <summary>A plain connection on the caller's epoll loop (the exchange then stays on that thread).</summary>
+    private async ValueTask<UpstreamConnection> ConnectOnLoopAsync(IPEndPoint endPoint, int timeoutMs)
+    {
+        EpollConnection connection;
+        try
+        {
+            connection = await EpollConnection.ConnectAsync(endPoint, timeoutMs, EpollTransport.LoopForConnect()).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+            Interlocked.Decrement(ref _open);
+            throw new UpstreamConnectException(UpstreamConnectError.Timeout, null);
+        }
+        catch (SocketException ex)
+        {
+            Interlocked.Decrement(ref _open);
+            throw new UpstreamConnectException(UpstreamConnectError.Refused, ex);
+        }
+
+        Interlocked.Increment(ref _accepted);
+        return new UpstreamConnection(connection, this);
     }
 
     /// <summary>Returns a connection whose last exchange completed cleanly.</summary>

@@ -22,15 +22,23 @@ internal static partial class NativeSend
         && (RuntimeInformation.ProcessArchitecture is Architecture.X64 or Architecture.Arm64);
 
     /// <summary>Bytes the kernel took (possibly fewer than asked), or 0 when it took none or failed.</summary>
-    public static unsafe int TrySend(SafeSocketHandle socket, ReadOnlySpan<byte> data)
+    public static int TrySend(SafeSocketHandle socket, ReadOnlySpan<byte> data)
+    {
+        int sent = TrySend(socket, data, out _);
+        return sent > 0 ? sent : 0;
+    }
+
+    /// <summary>Bytes the kernel took, or -1 with <paramref name="errno"/> set (EAGAIN when the socket buffer is full).</summary>
+    public static unsafe int TrySend(SafeSocketHandle socket, ReadOnlySpan<byte> data, out int errno)
     {
         fixed (byte* p = data)
         {
             nint sent = Send(socket, p, data.Length, MsgDontWait | MsgNoSignal);
-            return sent > 0 ? (int)sent : 0;
+            errno = sent < 0 ? Marshal.GetLastPInvokeError() : 0;
+            return (int)sent;
         }
     }
 
-    [LibraryImport("libc", EntryPoint = "send")]
+    [LibraryImport("libc", EntryPoint = "send", SetLastError = true)]
     private static unsafe partial nint Send(SafeSocketHandle socket, byte* buffer, nint length, int flags);
 }

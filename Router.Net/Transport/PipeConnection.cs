@@ -52,6 +52,9 @@ internal abstract class PipeConnection : ITransportConnection
 
     public EndPoint? RemoteEndPoint { get; }
 
+    /// <summary>The underlying socket (options, shutdown; never read or written around the connection).</summary>
+    public Socket Socket => _socket;
+
     /// <summary>The first recorded reason this connection closed (first writer wins), for logs.</summary>
     public string? CloseReason => Volatile.Read(ref _closeReason);
 
@@ -78,6 +81,13 @@ internal abstract class PipeConnection : ITransportConnection
         catch (ObjectDisposedException)
         {
         }
+
+        OnAborted();
+    }
+
+    /// <summary>After <see cref="Abort"/> closed the socket: wake anything waiting that the socket itself will not.</summary>
+    protected virtual void OnAborted()
+    {
     }
 
     /// <summary>

@@ -33,8 +33,6 @@ internal sealed partial class SocketConnection : PipeConnection
 
     public EndPoint? LocalEndPoint { get; }
 
-    public Socket Socket => _socket;
-
     public override bool IsClosed => Volatile.Read(ref _aborted) != 0 || (_reader is null ? _receiveTask.IsCompleted : _reader.Ended);
 
     public override void Start()

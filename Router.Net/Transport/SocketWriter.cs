@@ -18,7 +18,7 @@ namespace Router.Net.Transport;
 /// records the reason, aborts the connection and reports the flush as completed, as a pipe whose reader went away does.
 /// One writer at a time, as for any <see cref="PipeWriter"/>.
 /// </remarks>
-internal sealed class SocketWriter : PipeWriter
+internal class SocketWriter : PipeWriter
 {
     private const int MinBuffer = 4096;
 
@@ -87,7 +87,7 @@ internal sealed class SocketWriter : PipeWriter
                 }
             }
 
-            pending = _socket.SendAsync(_buffer.AsMemory(sent, _written - sent), SocketFlags.None, CancellationToken.None);
+            pending = SendWaitingAsync(_buffer.AsMemory(sent, _written - sent));
         }
         catch (Exception ex)
         {
@@ -161,6 +161,12 @@ internal sealed class SocketWriter : PipeWriter
         return new ValueTask<bool>(true);
     }
 
+    /// <summary>
+    /// Sends some of <paramref name="data"/> (at least one byte), waiting until the socket can take it; the caller
+    /// already tried a direct send. Throws what the socket reports.
+    /// </summary>
+    protected virtual ValueTask<int> SendWaitingAsync(ReadOnlyMemory<byte> data) => _socket.SendAsync(data, SocketFlags.None);
+
     public override void CancelPendingFlush()
     {
         // Nothing to cancel: a flush waits only on the kernel, and Abort ends that.
@@ -233,7 +239,7 @@ internal sealed class SocketWriter : PipeWriter
 
             while (sent < _written)
             {
-                sent += await _socket.SendAsync(_buffer.AsMemory(sent, _written - sent), SocketFlags.None).ConfigureAwait(false);
+                sent += await SendWaitingAsync(_buffer.AsMemory(sent, _written - sent)).ConfigureAwait(false);
             }
         }
         catch (Exception ex)
@@ -266,7 +272,7 @@ internal sealed class SocketWriter : PipeWriter
             {
                 while (!rest.IsEmpty)
                 {
-                    int sent = await _socket.SendAsync(rest, SocketFlags.None).ConfigureAwait(false);
+                    int sent = await SendWaitingAsync(rest).ConfigureAwait(false);
                     rest = rest[sent..];
                 }
 

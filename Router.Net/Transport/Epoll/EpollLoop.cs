@@ -1,0 +1,149 @@
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+
+namespace Router.Net.Transport.Epoll;
+
+/// <summary>
+/// One event-loop thread with its own epoll set. Every socket registered here is edge-triggered for both directions
+/// once, for life; each edge resumes the connection's waiting reader or writer inline on this thread, so a
+/// connection's request handling runs here until it waits again.
+/// </summary>
+/// <remarks>
+/// Registrations live in a slot table; the epoll data word carries the slot and a generation, so an event fetched
+/// for a connection that closed meanwhile (and whose slot was reused) is recognised and dropped.
+/// </remarks>
+internal sealed unsafe class EpollLoop
+{
+    private const int MaxEvents = 256;
+
+    [ThreadStatic]
+    private static EpollLoop? t_current;
+
+    private readonly int _epoll;
+    private readonly Lock _gate = new();
+    private EpollConnection?[] _slots = new EpollConnection?[256];
+    private int[] _free = new int[256];
+    private int _freeCount;
+    private int _used;
+    private uint _generation;
+
+    public EpollLoop(int index)
+    {
+        _epoll = EpollNative.EpollCreate(EpollNative.EpollCloexec);
+        if (_epoll < 0)
+        {
+            throw new SocketException(Marshal.GetLastPInvokeError());
+        }
+
+        var thread = new Thread(Run) { IsBackground = true, Name = "Router epoll " + index };
+        thread.UnsafeStart();
+        ThreadId = thread.ManagedThreadId;
+    }
+
+    /// <summary>The loop whose thread is running the caller, or null.</summary>
+    public static EpollLoop? Current => t_current;
+
+    /// <summary>The managed thread id of the loop thread (for upstream-pool affinity).</summary>
+    public int ThreadId { get; }
+
+    /// <summary>Adds the socket to this loop; from now on its edges reach <paramref name="connection"/>.</summary>
+    public void Register(EpollConnection connection)
+    {
+        ulong token;
+        lock (_gate)
+        {
+            int slot;
+            if (_freeCount > 0)
+            {
+                slot = _free[--_freeCount];
+            }
+            else
+            {
+                if (_used == _slots.Length)
+                {
+                    var bigger = new EpollConnection?[_slots.Length * 2];
+                    _slots.AsSpan().CopyTo(bigger);
+                    Volatile.Write(ref _slots, bigger);
+                }
+
+                slot = _used++;
+            }
+
+            token = ((ulong)++_generation << 32) | (uint)slot;
+            connection.Token = token;
+            Volatile.Write(ref _slots[slot], connection);
+        }
+
+        var ev = new EpollNative.EpollEvent
+        {
+            Events = EpollNative.EPOLLIN | EpollNative.EPOLLOUT | EpollNative.EPOLLRDHUP | EpollNative.EPOLLET,
+            Data = token,
+        };
+        if (EpollNative.EpollCtl(_epoll, EpollNative.EpollCtlAdd, connection.Handle, &ev) != 0)
+        {
+            int errno = Marshal.GetLastPInvokeError();
+            Unregister(connection);
+            throw new SocketException((int)EpollNative.ToSocketError(errno));
+        }
+    }
+
+    /// <summary>Frees the slot once the socket is closed (closing the descriptor already took it out of the epoll set).</summary>
+    public void Unregister(EpollConnection connection)
+    {
+        lock (_gate)
+        {
+            int slot = (int)(uint)connection.Token;
+            if (slot < _used && ReferenceEquals(_slots[slot], connection))
+            {
+                _slots[slot] = null;
+                if (_freeCount == _free.Length)
+                {
+                    Array.Resize(ref _free, _free.Length * 2);
+                }
+
+                _free[_freeCount++] = slot;
+            }
+        }
+    }
+
+    private void Run()
+    {
+        t_current = this;
+        var events = (EpollNative.EpollEvent*)NativeMemory.Alloc(MaxEvents, (nuint)sizeof(EpollNative.EpollEvent));
+        while (true)
+        {
+            int n = EpollNative.EpollWait(_epoll, events, MaxEvents, -1);
+            if (n < 0)
+            {
+                if (Marshal.GetLastPInvokeError() == EpollNative.EINTR)
+                {
+                    continue;
+                }
+
+                return;
+            }
+
+            var slots = Volatile.Read(ref _slots);
+            for (int i = 0; i < n; i++)
+            {
+                ulong token = events[i].Data;
+                int slot = (int)(uint)token;
+                var connection = slot < slots.Length ? Volatile.Read(ref slots[slot]) : null;
+                if (connection is null || connection.Token != token)
+                {
+                    continue;
+                }
+
+                try
+                {
+                    connection.OnEvents(events[i].Events);
+                }
+                catch (Exception ex)
+                {
+                    // A continuation that throws must not end the loop that serves every other connection.
+                    connection.Abort("event loop: " + ex.GetType().Name);
+                }
+            }
+        }
+    }
+}

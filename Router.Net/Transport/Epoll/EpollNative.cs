@@ -1,0 +1,80 @@
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+
+namespace Router.Net.Transport.Epoll;
+
+/// <summary>The few Linux calls the epoll transport makes itself: epoll, eventfd, and non-blocking recv/send.</summary>
+internal static unsafe partial class EpollNative
+{
+    public const uint EPOLLIN = 0x001;
+    public const uint EPOLLOUT = 0x004;
+    public const uint EPOLLERR = 0x008;
+    public const uint EPOLLHUP = 0x010;
+    public const uint EPOLLRDHUP = 0x2000;
+    public const uint EPOLLET = 1u << 31;
+
+    public const int EpollCtlAdd = 1;
+    public const int EpollCloexec = 0x80000;
+
+    public const int MsgPeek = 0x02;
+    public const int MsgDontWait = 0x40;
+    public const int MsgNoSignal = 0x4000;
+
+    public const int EINTR = 4;
+    public const int EAGAIN = 11;
+
+    /// <summary>
+    /// struct epoll_event is packed on x86-64 (12 bytes); other architectures lay it out differently, so the transport
+    /// is only used there (<see cref="EpollTransport.Enabled"/>).
+    /// </summary>
+    [StructLayout(LayoutKind.Sequential, Pack = 4)]
+    public struct EpollEvent
+    {
+        public uint Events;
+        public ulong Data;
+    }
+
+    [LibraryImport("libc", EntryPoint = "epoll_create1", SetLastError = true)]
+    public static partial int EpollCreate(int flags);
+
+    [LibraryImport("libc", EntryPoint = "epoll_ctl", SetLastError = true)]
+    public static partial int EpollCtl(int epfd, int op, SafeSocketHandle fd, EpollEvent* ev);
+
+    [LibraryImport("libc", EntryPoint = "epoll_ctl", SetLastError = true)]
+    public static partial int EpollCtlRaw(int epfd, int op, int fd, EpollEvent* ev);
+
+    [LibraryImport("libc", EntryPoint = "epoll_wait", SetLastError = true)]
+    public static partial int EpollWait(int epfd, EpollEvent* events, int maxEvents, int timeout);
+
+    [LibraryImport("libc", EntryPoint = "recv", SetLastError = true)]
+    public static partial nint Recv(SafeSocketHandle fd, byte* buffer, nint length, int flags);
+
+    [LibraryImport("libc", EntryPoint = "send", SetLastError = true)]
+    public static partial nint Send(SafeSocketHandle fd, byte* buffer, nint length, int flags);
+
+    [LibraryImport("libc", EntryPoint = "getsockopt", SetLastError = true)]
+    private static partial int GetSockOpt(SafeSocketHandle fd, int level, int name, int* value, int* length);
+
+    /// <summary>SO_ERROR: 0 when a non-blocking connect succeeded, else its errno (-1 when the call itself failed).</summary>
+    public static int PendingError(SafeSocketHandle fd)
+    {
+        int value = 0;
+        int length = sizeof(int);
+        return GetSockOpt(fd, 1 /* SOL_SOCKET */, 4 /* SO_ERROR */, &value, &length) == 0 ? value : -1;
+    }
+
+    /// <summary>The SocketError a failed recv/send maps to, as the runtime maps it, so close reasons read the same.</summary>
+    public static SocketError ToSocketError(int errno) => errno switch
+    {
+        104 => SocketError.ConnectionReset,   // ECONNRESET
+        32 => SocketError.Shutdown,           // EPIPE
+        110 => SocketError.TimedOut,          // ETIMEDOUT
+        111 => SocketError.ConnectionRefused, // ECONNREFUSED
+        113 => SocketError.HostUnreachable,   // EHOSTUNREACH
+        101 => SocketError.NetworkUnreachable, // ENETUNREACH
+        103 => SocketError.ConnectionAborted, // ECONNABORTED
+        107 => SocketError.NotConnected,      // ENOTCONN
+        9 => SocketError.OperationAborted,    // EBADF: closed under us (an abort)
+        _ => SocketError.SocketError,
+    };
+}

@@ -1,0 +1,104 @@
+using System.Net.Sockets;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+
+namespace Router.Net.Transport.Epoll;
+
+/// <summary>
+/// A <see cref="DirectReader"/> on an epoll-registered socket: one non-blocking recv per edge. A read that comes back
+/// short means the socket is drained, so the next read waits for the next edge instead of asking the kernel again
+/// (the runtime's sockets always try once more first, and that try is an EAGAIN per wait). Once epoll reported a
+/// hang-up, reads always ask the kernel, so the end of the stream is seen.
+/// </summary>
+internal sealed class EpollReader : DirectReader
+{
+    private readonly EpollConnection _connection;
+    private readonly SafeSocketHandle _handle;
+    private readonly Readiness _readable;
+    private int _drainedAt = -1;
+
+    public EpollReader(EpollConnection connection, SafeSocketHandle handle, Readiness readable)
+        : base(connection)
+    {
+        _connection = connection;
+        _handle = handle;
+        _readable = readable;
+    }
+
+    /// <summary>True when nothing is buffered and the socket has nothing to read (no bytes, no FIN, no error).</summary>
+    public unsafe bool IsIdleClean()
+    {
+        if (!Buffered().IsEmpty)
+        {
+            return false;
+        }
+
+        int sequence = _readable.Sequence;
+        if (sequence == _drainedAt)
+        {
+            return true;
+        }
+
+        byte probe;
+        nint received = EpollNative.Recv(_handle, &probe, 1, EpollNative.MsgPeek | EpollNative.MsgDontWait);
+        if (received < 0 && Marshal.GetLastPInvokeError() == EpollNative.EAGAIN)
+        {
+            _drainedAt = sequence;
+            return true;
+        }
+
+        return false;
+    }
+
+    protected override ValueTask<int> WaitForDataAsync() => _readable.WaitAsync(_drainedAt);
+
+    protected override ValueTask<int> ReceiveAsync(Memory<byte> memory)
+    {
+        while (true)
+        {
+            int sequence = _readable.Sequence;
+            int received = TryReceive(memory.Span, out int errno);
+            if (received >= 0)
+            {
+                // A short read drained the socket, unless the peer also closed: a FIN that came with the last bytes
+                // has no edge of its own left, so the next read must ask the kernel (and get 0).
+                _drainedAt = received < memory.Length && !_connection.HungUp ? sequence : -1;
+                return new ValueTask<int>(received);
+            }
+
+            if (errno == EpollNative.EINTR)
+            {
+                continue;
+            }
+
+            if (errno != EpollNative.EAGAIN)
+            {
+                return ValueTask.FromException<int>(new SocketException((int)EpollNative.ToSocketError(errno)));
+            }
+
+            _drainedAt = sequence;
+            var wait = _readable.WaitAsync(sequence);
+            if (!wait.IsCompleted)
+            {
+                return ReceiveAfterWaitAsync(wait, memory);
+            }
+        }
+    }
+
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<int> ReceiveAfterWaitAsync(ValueTask<int> wait, Memory<byte> memory)
+    {
+        await wait.ConfigureAwait(false);
+        return await ReceiveAsync(memory).ConfigureAwait(false);
+    }
+
+    private unsafe int TryReceive(Span<byte> buffer, out int errno)
+    {
+        fixed (byte* p = buffer)
+        {
+            nint received = EpollNative.Recv(_handle, p, buffer.Length, EpollNative.MsgDontWait);
+            errno = received < 0 ? Marshal.GetLastPInvokeError() : 0;
+            return (int)received;
+        }
+    }
+}

@@ -1,0 +1,69 @@
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+
+namespace Router.Net.Transport.Epoll;
+
+/// <summary>
+/// Where plain TCP connections are served: our epoll loops on Linux x64 (one per core), else the runtime's sockets.
+/// <c>ROUTER_TRANSPORT=sockets</c> switches the loops off (for comparison, or if they misbehave somewhere).
+/// </summary>
+internal static class EpollTransport
+{
+    private static readonly Lock s_gate = new();
+    private static EpollLoop[]? s_loops;
+    private static int s_next;
+
+    /// <summary>True when connections use the epoll loops.</summary>
+    public static bool Enabled { get; } = OperatingSystem.IsLinux()
+        && RuntimeInformation.ProcessArchitecture == Architecture.X64
+        && !string.Equals(Environment.GetEnvironmentVariable("ROUTER_TRANSPORT"), "sockets", StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>A plain connection for an accepted socket, on the next loop in turn.</summary>
+    public static ITransportConnection Accept(Socket socket)
+    {
+        var loops = Loops();
+        var loop = loops[(int)((uint)Interlocked.Increment(ref s_next) % (uint)loops.Length)];
+        return new EpollConnection(socket, loop);
+    }
+
+    /// <summary>The loop to open an upstream connection on: the caller's, so request and response share a thread.</summary>
+    public static EpollLoop LoopForConnect()
+    {
+        var current = EpollLoop.Current;
+        if (current is not null)
+        {
+            return current;
+        }
+
+        var loops = Loops();
+        return loops[(int)((uint)Interlocked.Increment(ref s_next) % (uint)loops.Length)];
+    }
+
+    private static EpollLoop[] Loops()
+    {
+        var loops = Volatile.Read(ref s_loops);
+        if (loops is not null)
+        {
+            return loops;
+        }
+
+        lock (s_gate)
+        {
+            if (s_loops is null)
+            {
+                int count = int.TryParse(Environment.GetEnvironmentVariable("ROUTER_EPOLL_THREADS"), out int n) && n > 0
+                    ? n
+                    : Environment.ProcessorCount;
+                var created = new EpollLoop[count];
+                for (int i = 0; i < count; i++)
+                {
+                    created[i] = new EpollLoop(i);
+                }
+
+                Volatile.Write(ref s_loops, created);
+            }
+
+            return s_loops;
+        }
+    }
+}

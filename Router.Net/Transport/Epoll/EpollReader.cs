@@ -15,7 +15,8 @@ internal sealed class EpollReader : DirectReader
     private readonly EpollConnection _connection;
     private readonly SafeSocketHandle _handle;
     private readonly Readiness _readable;
-    private int _drainedAt = -1;
+    // Registration reports the socket's state as a first edge, so a new connection waits for that edge before reading.
+    private int _drainedAt;
 
     public EpollReader(EpollConnection connection, SafeSocketHandle handle, Readiness readable)
         : base(connection)

@@ -23,8 +23,8 @@ internal sealed class EpollConnection : PipeConnection
         : base(socket, inputPipe: false)
     {
         socket.NoDelay = true;
-        socket.Blocking = false;
         Handle = socket.SafeHandle;
+        EpollNative.SetNonBlocking(Handle);
         _loop = loop;
         _receiveThread = loop.ThreadId;
         _reader = new EpollReader(this, Handle, _readable);
@@ -77,6 +77,7 @@ internal sealed class EpollConnection : PipeConnection
             throw;
         }
 
+        // (Socket.Blocking was needed for the non-blocking connect; upstream connections are few, so its context is fine.)
         var connection = new EpollConnection(socket, loop);
         try
         {

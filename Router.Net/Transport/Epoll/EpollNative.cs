@@ -52,6 +52,22 @@ internal static unsafe partial class EpollNative
     [LibraryImport("libc", EntryPoint = "send", SetLastError = true)]
     public static partial nint Send(SafeSocketHandle fd, byte* buffer, nint length, int flags);
 
+    [LibraryImport("libc", EntryPoint = "ioctl", SetLastError = true)]
+    private static partial int Ioctl(SafeSocketHandle fd, nuint request, int* argument);
+
+    /// <summary>
+    /// O_NONBLOCK through ioctl(FIONBIO), not <c>Socket.Blocking</c>: the runtime would create its async context for
+    /// the socket (about 220 bytes per connection) that this transport never uses.
+    /// </summary>
+    public static void SetNonBlocking(SafeSocketHandle fd)
+    {
+        int on = 1;
+        if (Ioctl(fd, 0x5421 /* FIONBIO */, &on) != 0)
+        {
+            throw new SocketException((int)ToSocketError(Marshal.GetLastPInvokeError()));
+        }
+    }
+
     [LibraryImport("libc", EntryPoint = "getsockopt", SetLastError = true)]
     private static partial int GetSockOpt(SafeSocketHandle fd, int level, int name, int* value, int* length);
 

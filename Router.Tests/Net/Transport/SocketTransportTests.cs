@@ -5,24 +5,39 @@ using System.Net.Sockets;
 using System.Security.Cryptography;
 using NUnit.Framework;
 using Router.Net.Transport;
+using Router.Net.Transport.Epoll;
 using Router.Tests.Support;
 
 namespace Router.Tests.Net.Transport;
 
 /// <summary>
-/// The plain-socket transport over real loopback sockets: the on-demand reader of client connections
-/// (<see cref="SocketReader"/>) and the direct writer (<see cref="SocketWriter"/>), seen from a raw peer socket.
+/// The plain-socket transports over real loopback sockets, seen from a raw peer socket: the runtime-socket connection
+/// with its input pipe or its on-demand reader (<see cref="SocketReader"/>), and our epoll connection
+/// (<see cref="EpollConnection"/>); both write through <see cref="SocketWriter"/>.
 /// </summary>
 public sealed class SocketTransportTests
 {
     private static readonly TimeSpan Timeout = TimeSpan.FromSeconds(10);
     private static readonly string[] Pipelined = ["first", "second", "third"];
 
-    [TestCase(true)]
-    [TestCase(false)]
-    public async Task Reader_SeesEveryByteInOrder_WhenThePeerWritesInSmallPieces_ThenItsClose(bool directInput)
+    public enum Kind
     {
-        var (peer, connection) = await PairAsync(directInput);
+        /// <summary>Runtime sockets, input pipe and receive loop (upstream connections without epoll).</summary>
+        SocketPipe,
+
+        /// <summary>Runtime sockets, on-demand reader (client connections without epoll).</summary>
+        SocketDirect,
+
+        /// <summary>Our epoll loop (plain connections on Linux x64).</summary>
+        Epoll,
+    }
+
+    [TestCase(Kind.SocketPipe)]
+    [TestCase(Kind.SocketDirect)]
+    [TestCase(Kind.Epoll)]
+    public async Task Reader_SeesEveryByteInOrder_WhenThePeerWritesInSmallPieces_ThenItsClose(Kind kind)
+    {
+        var (peer, connection) = await PairAsync(kind);
         await using var _ = connection;
         using var __ = peer;
         var message = RandomNumberGenerator.GetBytes(40_000);
@@ -62,10 +77,11 @@ public sealed class SocketTransportTests
         input.AdvanceTo(result.Buffer.End);
     }
 
-    [Test]
-    public async Task Reader_HandsOutPipelinedMessagesOneByOne_WithoutWaitingForMoreData()
+    [TestCase(Kind.SocketDirect)]
+    [TestCase(Kind.Epoll)]
+    public async Task Reader_HandsOutPipelinedMessagesOneByOne_WithoutWaitingForMoreData(Kind kind)
     {
-        var (peer, connection) = await PairAsync(directInput: true);
+        var (peer, connection) = await PairAsync(kind);
         await using var _ = connection;
         using var __ = peer;
         await peer.SendAsync("first|second|third|"u8.ToArray());
@@ -89,10 +105,11 @@ public sealed class SocketTransportTests
         Assert.That(seen, Is.EqualTo(Pipelined));
     }
 
-    [Test]
-    public async Task CancelPendingRead_WakesAWaitingReader_AndTheConnectionCanStillAnswer()
+    [TestCase(Kind.SocketDirect)]
+    [TestCase(Kind.Epoll)]
+    public async Task CancelPendingRead_WakesAWaitingReader_AndTheConnectionCanStillAnswer(Kind kind)
     {
-        var (peer, connection) = await PairAsync(directInput: true);
+        var (peer, connection) = await PairAsync(kind);
         await using var _ = connection;
         using var __ = peer;
         var pending = connection.Input.ReadAsync().AsTask();
@@ -110,10 +127,11 @@ public sealed class SocketTransportTests
         Assert.That(await ReceiveAllAsync(peer), Is.EqualTo("HTTP/1.1 408 Request Timeout\r\n\r\n"u8.ToArray()));
     }
 
-    [Test]
-    public async Task Writer_FlushWaitsWhileThePeerDoesNotRead_ThenEveryByteArrivesInOrder()
+    [TestCase(Kind.SocketDirect)]
+    [TestCase(Kind.Epoll)]
+    public async Task Writer_FlushWaitsWhileThePeerDoesNotRead_ThenEveryByteArrivesInOrder(Kind kind)
     {
-        var (peer, connection) = await PairAsync(directInput: true);
+        var (peer, connection) = await PairAsync(kind);
         await using var _ = connection;
         using var __ = peer;
         peer.ReceiveBufferSize = 64 * 1024;
@@ -144,10 +162,11 @@ public sealed class SocketTransportTests
         Assert.That(received.AsSpan().SequenceEqual(payload), Is.True);
     }
 
-    [Test]
-    public async Task Writer_SendsAMultiSegmentBodyUncopied_BehindWhatWasWrittenBeforeIt()
+    [TestCase(Kind.SocketDirect)]
+    [TestCase(Kind.Epoll)]
+    public async Task Writer_SendsAMultiSegmentBodyUncopied_BehindWhatWasWrittenBeforeIt(Kind kind)
     {
-        var (peer, connection) = await PairAsync(directInput: true);
+        var (peer, connection) = await PairAsync(kind);
         await using var _ = connection;
         using var __ = peer;
         var writer = (SocketWriter)connection.Output;
@@ -162,10 +181,11 @@ public sealed class SocketTransportTests
         Assert.That(await ReceiveAllAsync(peer), Is.EqualTo(expected));
     }
 
-    [Test]
-    public async Task Writer_WhenThePeerResets_FlushReportsTheConnectionGoneInsteadOfThrowing()
+    [TestCase(Kind.SocketDirect)]
+    [TestCase(Kind.Epoll)]
+    public async Task Writer_WhenThePeerResets_FlushReportsTheConnectionGoneInsteadOfThrowing(Kind kind)
     {
-        var (peer, connection) = await PairAsync(directInput: true);
+        var (peer, connection) = await PairAsync(kind);
         await using var _ = connection;
         peer.LingerState = new LingerOption(true, 0);
         peer.Close(); // RST
@@ -188,15 +208,80 @@ public sealed class SocketTransportTests
         });
     }
 
-    private static async Task<(Socket Peer, SocketConnection Connection)> PairAsync(bool directInput)
+    [Test]
+    public async Task EpollConnect_ToAClosedPort_IsRefused_AndToAListener_CarriesBytesBothWays()
     {
+        if (!EpollTransport.Enabled)
+        {
+            Assert.Ignore("the epoll transport runs on Linux x64 only");
+        }
+
+        using var closed = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        closed.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        var closedEndPoint = (IPEndPoint)closed.LocalEndPoint!;
+        closed.Close(); // bound once, now nobody listens there
+        var refused = Assert.ThrowsAsync<SocketException>(async () =>
+            await EpollConnection.ConnectAsync(closedEndPoint, 5000, EpollTransport.LoopForConnect()));
+        Assert.That(refused!.SocketErrorCode, Is.EqualTo(SocketError.ConnectionRefused));
+
+        using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        listener.Listen();
+        var accept = listener.AcceptAsync();
+        await using var connection = await EpollConnection.ConnectAsync((IPEndPoint)listener.LocalEndPoint!, 5000, EpollTransport.LoopForConnect());
+        using var peer = await accept.WaitAsync(Timeout);
+
+        connection.Output.Write("ping"u8);
+        await connection.Output.FlushAsync();
+        var buffer = new byte[4];
+        Assert.That(await peer.ReceiveAsync(buffer.AsMemory()).AsTask().WaitAsync(Timeout), Is.EqualTo(4));
+        await peer.SendAsync("pong"u8.ToArray());
+        var result = await connection.Input.ReadAsync().AsTask().WaitAsync(Timeout);
+        Assert.That(System.Text.Encoding.ASCII.GetString(result.Buffer.ToArray()), Is.EqualTo("pong"));
+        connection.Input.AdvanceTo(result.Buffer.End);
+    }
+
+    [Test]
+    public async Task EpollIdleConnection_IsCleanWhileQuiet_NotAfterUnaskedBytes_NorAfterThePeerCloses()
+    {
+        var (peer, accepted) = await PairAsync(Kind.Epoll);
+        await using var _ = accepted;
+        using var __ = peer;
+        var connection = (EpollConnection)accepted;
+        await peer.SendAsync("request"u8.ToArray());
+        var result = await connection.Input.ReadAsync().AsTask().WaitAsync(Timeout);
+        connection.Input.AdvanceTo(result.Buffer.End);
+        Assert.That(connection.IsIdleClean(), Is.True, "nothing arrived since the last read");
+
+        await peer.SendAsync("unasked"u8.ToArray());
+        Assert.That(await Eventually.TrueAsync(() => !connection.IsIdleClean(), Timeout), Is.True, "bytes nobody asked for");
+
+        var (peer2, accepted2) = await PairAsync(Kind.Epoll);
+        await using var ___ = accepted2;
+        var quiet = (EpollConnection)accepted2;
+        Assert.That(quiet.IsIdleClean(), Is.True);
+        peer2.Shutdown(SocketShutdown.Send);
+        peer2.Dispose();
+        Assert.That(await Eventually.TrueAsync(() => quiet.IsClosed && !quiet.IsIdleClean(), Timeout), Is.True, "the peer's FIN, seen without reading");
+    }
+
+    private static async Task<(Socket Peer, PipeConnection Connection)> PairAsync(Kind kind)
+    {
+        if (kind == Kind.Epoll && !EpollTransport.Enabled)
+        {
+            Assert.Ignore("the epoll transport runs on Linux x64 only");
+        }
+
         using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
         listener.Listen();
         var peer = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         var accept = listener.AcceptAsync();
         await peer.ConnectAsync(listener.LocalEndPoint!);
-        var connection = new SocketConnection(await accept, directInput);
+        var accepted = await accept;
+        PipeConnection connection = kind == Kind.Epoll
+            ? (PipeConnection)EpollTransport.Accept(accepted)
+            : new SocketConnection(accepted, directInput: kind == Kind.SocketDirect);
         connection.Start();
         return (peer, connection);
     }

@@ -3,7 +3,7 @@
 # plus the upstream hit directly, all in one run through the same nginx upstream on 127.0.0.1.
 # Writes bench-results/e2e-<date>.md. Knobs (env): DURATION (s per measurement, default 10), WARMUP (s, 5),
 # ROUNDS (2), C_SMALL (64), C_LARGE (256), C_BIG (16, connections for the 1 MiB body), IDLE_CONNS (2000),
-# NOINLINE (1: also run Router without inline socket completions), BASE_PORT (18080), OUT (results file),
+# SOCKETS (1: also run Router on the runtime's sockets instead of its epoll loops), BASE_PORT (18080), OUT (results file),
 # KEEP_WORK (1: keep the temp dir with configs, logs and raw wrk output).
 set -euo pipefail
 
@@ -17,7 +17,7 @@ C_SMALL=${C_SMALL:-64}
 C_LARGE=${C_LARGE:-256}
 C_BIG=${C_BIG:-16}
 IDLE_CONNS=${IDLE_CONNS:-2000}
-NOINLINE=${NOINLINE:-1}
+SOCKETS=${SOCKETS:-1}
 BASE_PORT=${BASE_PORT:-18080}
 OUT=${OUT:-$ROOT/bench-results/e2e-$(date +%F).md}
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
@@ -133,50 +133,20 @@ body=$(curl -s "http://127.0.0.1:$BASE_PORT/")
 # --- proxies -------------------------------------------------------------------------------------------------
 ROUTER_ENV="DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1 DOTNET_TieredPGO=1"
 render "$HERE/router.json.in" "$T" 0 >"$T/router.json"
-start_router() { # target port admin_port inline(0/1)
+start_router() { # target port admin_port transport(epoll/sockets)
     local extra=()
-    if [ "$4" -eq 1 ]; then extra=(DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1); fi
-    env "${extra[@]}" DOTNET_TieredPGO=1 "$ROUTER_BIN" --config "$T/router.json" \
+    if [ "$4" = sockets ]; then extra=(ROUTER_TRANSPORT=sockets); fi
+    env "${extra[@]}" DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1 DOTNET_TieredPGO=1 "$ROUTER_BIN" --config "$T/router.json" \
         --listen "127.0.0.1:$2" --admin "127.0.0.1:$3" >"$T/$1.log" 2>&1 &
     MAIN[$1]=$!; STARTED+=($!); PORT[$1]=$2
     wait_port "$2"
 }
-start_router router $((BASE_PORT + 1)) $((BASE_PORT + 11)) 1
+start_router router $((BASE_PORT + 1)) $((BASE_PORT + 11)) epoll
 TARGETS=(direct router)
-if [ "$NOINLINE" -eq 1 ]; then
-    start_router router-noinline $((BASE_PORT + 5)) $((BASE_PORT + 15)) 0
-    TARGETS+=(router-noinline)
+if [ "$SOCKETS" -eq 1 ]; then
+    start_router router-sockets $((BASE_PORT + 5)) $((BASE_PORT + 15)) sockets
+    TARGETS+=(router-sockets)
 fi
-
-NG=$T/nginx-proxy
-mkdir -p "$NG"
-render "$HERE/proxy.nginx.conf.in" "$NG" $((BASE_PORT + 2)) >"$NG/nginx.conf"
-nginx -p "$NG" -c "$NG/nginx.conf" -g 'daemon off;' &
-MAIN[nginx]=$!; STARTED+=($!); PORT[nginx]=$((BASE_PORT + 2))
-wait_port $((BASE_PORT + 2))
-
-render "$HERE/haproxy.cfg.in" "$T" $((BASE_PORT + 3)) >"$T/haproxy.cfg"
-haproxy -db -f "$T/haproxy.cfg" >"$T/haproxy.log" 2>&1 &
-MAIN[haproxy]=$!; STARTED+=($!); PORT[haproxy]=$((BASE_PORT + 3))
-wait_port $((BASE_PORT + 3))
-
-"$YARP_BIN" --listen "127.0.0.1:$((BASE_PORT + 4))" --upstream "127.0.0.1:$BASE_PORT" >"$T/yarp.log" 2>&1 &
-MAIN[yarp]=$!; STARTED+=($!); PORT[yarp]=$((BASE_PORT + 4))
-wait_port $((BASE_PORT + 4))
-TARGETS+=(nginx haproxy yarp)
-
-declare -A RSS_FRESH
-for t in "${TARGETS[@]}"; do RSS_FRESH[$t]=$(rss_kb $(pids_of "$t")); done
-
-memory_phase() { # phase label -> mem.tsv rows: VmRSS before and with IDLE_CONNS idle keep-alive connections
-    local t before after ok
-    for t in "${TARGETS[@]}"; do
-        log "memory ($1): $t with $IDLE_CONNS idle keep-alive connections"
-        read -r before after ok < <(python3 "$HERE/idle_conns.py" "${PORT[$t]}" "$IDLE_CONNS" $(pids_of "$t"))
-        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$t" "${RSS_FRESH[$t]}" "$before" "$after" "$ok" "$IDLE_CONNS" >>"$T/mem.tsv"
-        sleep 1
-    done
-}
 
 # --- memory on nearly fresh processes: one connection for 1 s (code paths loaded), then the idle connections ------
 for t in "${TARGETS[@]}"; do wrk -t1 -c1 -d1s "http://127.0.0.1:${PORT[$t]}/" >/dev/null; done
@@ -250,8 +220,10 @@ CLK_TCK=$(getconf CLK_TCK)
     echo "  (bench/e2e/upstream.nginx.conf.in). **direct** = wrk straight at the upstream (its CPU is the upstream's)."
     echo "- **router**: \`Router.Net --config router.json --listen 127.0.0.1:$((BASE_PORT + 1)) --admin 127.0.0.1:$((BASE_PORT + 11))\`"
     echo "  (Release build, apphost) with \`$ROUTER_ENV\`; workstation non-concurrent GC as the csproj sets."
-    if [ "$NOINLINE" -eq 1 ]; then
-        echo "- **router-noinline**: the same on port $((BASE_PORT + 5)) without \`DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS\`."
+    echo "  Plain connections run on the router's own epoll loops (one per core; Linux x64)."
+    if [ "$SOCKETS" -eq 1 ]; then
+        echo "- **router-sockets**: the same on port $((BASE_PORT + 5)) with \`ROUTER_TRANSPORT=sockets\`: the runtime's socket engine"
+        echo "  (inline completions) instead of the epoll loops, to show what the transport change is worth."
     fi
     echo "- **nginx** as proxy: worker_processes 2, \`upstream { keepalive 64; }\`, \`proxy_http_version 1.1\`,"
     echo "  \`proxy_set_header Connection \"\"\`, proxy_buffering at its default (on), access_log off, keepalive_requests raised"

@@ -148,6 +148,36 @@ if [ "$SOCKETS" -eq 1 ]; then
     TARGETS+=(router-sockets)
 fi
 
+NG=$T/nginx-proxy
+mkdir -p "$NG"
+render "$HERE/proxy.nginx.conf.in" "$NG" $((BASE_PORT + 2)) >"$NG/nginx.conf"
+nginx -p "$NG" -c "$NG/nginx.conf" -g 'daemon off;' &
+MAIN[nginx]=$!; STARTED+=($!); PORT[nginx]=$((BASE_PORT + 2))
+wait_port $((BASE_PORT + 2))
+
+render "$HERE/haproxy.cfg.in" "$T" $((BASE_PORT + 3)) >"$T/haproxy.cfg"
+haproxy -db -f "$T/haproxy.cfg" >"$T/haproxy.log" 2>&1 &
+MAIN[haproxy]=$!; STARTED+=($!); PORT[haproxy]=$((BASE_PORT + 3))
+wait_port $((BASE_PORT + 3))
+
+"$YARP_BIN" --listen "127.0.0.1:$((BASE_PORT + 4))" --upstream "127.0.0.1:$BASE_PORT" >"$T/yarp.log" 2>&1 &
+MAIN[yarp]=$!; STARTED+=($!); PORT[yarp]=$((BASE_PORT + 4))
+wait_port $((BASE_PORT + 4))
+TARGETS+=(nginx haproxy yarp)
+
+declare -A RSS_FRESH
+for t in "${TARGETS[@]}"; do RSS_FRESH[$t]=$(rss_kb $(pids_of "$t")); done
+
+memory_phase() { # phase label -> mem.tsv rows: VmRSS before and with IDLE_CONNS idle keep-alive connections
+    local t before after ok
+    for t in "${TARGETS[@]}"; do
+        log "memory ($1): $t with $IDLE_CONNS idle keep-alive connections"
+        read -r before after ok < <(python3 "$HERE/idle_conns.py" "${PORT[$t]}" "$IDLE_CONNS" $(pids_of "$t"))
+        printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$t" "${RSS_FRESH[$t]}" "$before" "$after" "$ok" "$IDLE_CONNS" >>"$T/mem.tsv"
+        sleep 1
+    done
+}
+
 # --- memory on nearly fresh processes: one connection for 1 s (code paths loaded), then the idle connections ------
 for t in "${TARGETS[@]}"; do wrk -t1 -c1 -d1s "http://127.0.0.1:${PORT[$t]}/" >/dev/null; done
 memory_phase fresh

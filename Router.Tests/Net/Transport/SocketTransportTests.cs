@@ -6,6 +6,7 @@ using System.Security.Cryptography;
 using NUnit.Framework;
 using Router.Net.Transport;
 using Router.Net.Transport.Epoll;
+using Router.Tests.Net.Http1;
 using Router.Tests.Support;
 
 namespace Router.Tests.Net.Transport;
@@ -170,14 +171,14 @@ public sealed class SocketTransportTests
         await using var _ = connection;
         using var __ = peer;
         var writer = (SocketWriter)connection.Output;
-        var parts = new[] { RandomNumberGenerator.GetBytes(20_000), RandomNumberGenerator.GetBytes(1), RandomNumberGenerator.GetBytes(70_000) };
-        var body = Segments(parts);
+        var payload = RandomNumberGenerator.GetBytes(90_001);
+        var body = TestInput.Split(payload, 20_000, 20_001); // three segments: 20,000 B, 1 B, 70,000 B
 
         writer.Write("HEAD\r\n"u8);
         Assert.That(await writer.SendAsync(body).AsTask().WaitAsync(Timeout), Is.True);
         await connection.Output.CompleteAsync();
 
-        var expected = "HEAD\r\n"u8.ToArray().Concat(parts.SelectMany(p => p)).ToArray();
+        var expected = "HEAD\r\n"u8.ToArray().Concat(payload).ToArray();
         Assert.That(await ReceiveAllAsync(peer), Is.EqualTo(expected));
     }
 
@@ -299,34 +300,6 @@ public sealed class SocketTransportTests
             }
 
             all.Write(buffer, 0, n);
-        }
-    }
-
-    private static ReadOnlySequence<byte> Segments(byte[][] parts)
-    {
-        var first = new Segment(parts[0], 0);
-        var last = first;
-        for (int i = 1; i < parts.Length; i++)
-        {
-            last = last.Append(parts[i]);
-        }
-
-        return new ReadOnlySequence<byte>(first, 0, last, parts[^1].Length);
-    }
-
-    private sealed class Segment : ReadOnlySequenceSegment<byte>
-    {
-        public Segment(ReadOnlyMemory<byte> memory, long runningIndex)
-        {
-            Memory = memory;
-            RunningIndex = runningIndex;
-        }
-
-        public Segment Append(ReadOnlyMemory<byte> memory)
-        {
-            var next = new Segment(memory, RunningIndex + Memory.Length);
-            Next = next;
-            return next;
         }
     }
 }

@@ -6,24 +6,24 @@ using System.Runtime.CompilerServices;
 namespace Router.Net.Transport;
 
 /// <summary>
-/// The input of a client connection: the reader receives from the socket itself, into one rented buffer, when the
+/// The input of a plain connection: the reader receives from the socket itself, into one rented buffer, when the
 /// application asks for more. There is no input pipe and no receive loop. Subclasses supply how to wait for data and
-/// how to receive: through the runtime's sockets (<see cref="SocketReader"/>) or our own epoll loop
-/// (<see cref="Epoll.EpollReader"/>).
+/// how to receive: through the runtime's sockets (<see cref="SocketReader"/>, client connections) or our own epoll
+/// loop (<see cref="Epoll.EpollReader"/>, client and upstream connections).
 /// </summary>
 /// <remarks>
 /// <para>
 /// Reading only on demand is the back-pressure (the kernel's receive window holds the rest), and it is what keeps an
-/// idle keep-alive connection small: while it waits for the next request it holds a zero-byte receive and this
-/// reader's pending state machine, and no buffer. The buffer starts at 4 KiB and doubles up to 64 KiB while reads
+/// idle keep-alive connection small: while it waits for the next request it holds a pending wait (a zero-byte
+/// receive, or a readiness edge) and this reader's pending state machine, and no buffer. The buffer starts at 4 KiB and doubles up to 64 KiB while reads
 /// come back full (a streaming body); once everything received is consumed it goes back to the pool.
 /// </para>
 /// <para>
 /// <see cref="CancelPendingRead"/> shuts the socket's receive side, which wakes a pending receive; the read then
 /// reports <see cref="ReadResult.IsCanceled"/>. Every caller cancels only on the way to answering and closing (a
 /// request-head or body-rate timeout, an upstream that failed mid-body), so a receive side that stays shut is what
-/// they want. Upstream connections keep the input pipe and its receive loop: an idle pooled connection must notice
-/// the upstream closing it without anyone reading.
+/// they want. On the runtime's sockets, upstream connections keep the input pipe and its receive loop: an idle pooled
+/// connection must notice the upstream closing it without anyone reading (on epoll the hang-up edge tells).
 /// </para>
 /// </remarks>
 internal abstract class DirectReader : PipeReader

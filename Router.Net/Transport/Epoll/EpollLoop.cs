@@ -115,12 +115,15 @@ internal sealed unsafe class EpollLoop
             int n = EpollNative.EpollWait(_epoll, events, MaxEvents, -1);
             if (n < 0)
             {
-                if (Marshal.GetLastPInvokeError() == EpollNative.EINTR)
+                int errno = Marshal.GetLastPInvokeError();
+                if (errno == EpollNative.EINTR)
                 {
                     continue;
                 }
 
-                return;
+                // Cannot happen with a valid epoll descriptor; if it does, every connection on this loop would hang
+                // silently. Better to stop the process so its supervisor restarts it.
+                Environment.FailFast("epoll_wait failed with errno " + errno);
             }
 
             var slots = Volatile.Read(ref _slots);

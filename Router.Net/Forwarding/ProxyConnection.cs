@@ -78,14 +78,12 @@ internal sealed partial class ProxyConnection : IHeartbeatTarget
     public Task RunAsync(Action? closed = null)
     {
         _runtime.Register(this);
-        _runtime.Heartbeat.Add(this);
         _client.Start();
         return ProcessRequestsAsync(closed);
     }
 
     private async ValueTask CloseAsync(Action? closed)
     {
-        _runtime.Heartbeat.Remove(this);
         _runtime.Unregister(this);
         _request.Release();
         var upstream = Interlocked.Exchange(ref _upstream, null);
@@ -380,7 +378,11 @@ internal sealed partial class ProxyConnection : IHeartbeatTarget
         if (endPoint is IPEndPoint ip)
         {
             var address = ip.Address.IsIPv4MappedToIPv6 ? ip.Address.MapToIPv4() : ip.Address;
-            return Encoding.ASCII.GetBytes(address.ToString());
+
+            // Formatted straight to ASCII bytes: IPAddress.ToString() would cache a string in the address, kept for
+            // the connection's life.
+            Span<byte> text = stackalloc byte[64];
+            return address.TryFormat(text, out int written) ? text[..written].ToArray() : Encoding.ASCII.GetBytes(address.ToString());
         }
 
         return "unknown"u8.ToArray();

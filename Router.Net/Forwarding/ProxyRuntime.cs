@@ -27,6 +27,7 @@ internal sealed class ProxyRuntime
         Limits = limits;
         Heartbeat = heartbeat;
         Logger = loggerFactory.CreateLogger("Router.Proxy");
+        heartbeat.OnTick(CheckDeadlines);
         heartbeat.OnTick(EvictIdleUpstreams);
     }
 
@@ -127,6 +128,15 @@ internal sealed class ProxyRuntime
         foreach (var pair in _connections)
         {
             pair.Key.Abort("shutdown");
+        }
+    }
+
+    /// <summary>Every tick: each open client connection checks its deadlines (one registry, no second one for timers).</summary>
+    private void CheckDeadlines(long nowMs)
+    {
+        foreach (var pair in _connections)
+        {
+            pair.Key.OnHeartbeat(nowMs);
         }
     }
 

@@ -8,11 +8,11 @@ internal interface IHeartbeatTarget
 
 /// <summary>
 /// One timer for all connections (as Kestrel's heartbeat): timeouts cost a field write per request instead of a
-/// timer or CancellationTokenSource each. Resolution is the tick period.
+/// timer or CancellationTokenSource each. Resolution is the tick period. Owners of many targets (the proxy runtime
+/// and its connections) register one callback that walks their own registry, so a connection is registered once.
 /// </summary>
 internal sealed class Heartbeat : IDisposable
 {
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<IHeartbeatTarget, byte> _targets = new();
     private readonly List<Action<long>> _callbacks = [];
     private readonly Timer _timer;
     private int _running;
@@ -22,10 +22,6 @@ internal sealed class Heartbeat : IDisposable
         _timer = new Timer(static state => ((Heartbeat)state!).Tick(), this, period, period);
     }
 
-    public void Add(IHeartbeatTarget target) => _targets.TryAdd(target, 0);
-
-    public void Remove(IHeartbeatTarget target) => _targets.TryRemove(target, out _);
-
     /// <summary>Adds a callback run on every tick (pool eviction and the like).</summary>
     public void OnTick(Action<long> callback)
     {
@@ -34,8 +30,6 @@ internal sealed class Heartbeat : IDisposable
             _callbacks.Add(callback);
         }
     }
-
-    public int Count => _targets.Count;
 
     private void Tick()
     {
@@ -48,11 +42,6 @@ internal sealed class Heartbeat : IDisposable
         try
         {
             long now = Environment.TickCount64;
-            foreach (var pair in _targets)
-            {
-                pair.Key.OnHeartbeat(now);
-            }
-
             Action<long>[] callbacks;
             lock (_callbacks)
             {

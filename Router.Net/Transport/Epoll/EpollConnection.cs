@@ -12,8 +12,6 @@ namespace Router.Net.Transport.Epoll;
 internal sealed class EpollConnection : PipeConnection
 {
     private readonly EpollLoop _loop;
-    private readonly Readiness _readable = new();
-    private readonly Readiness _writable = new();
     private readonly EpollReader _reader;
     private readonly EpollWriter _writer;
     private int _registered;
@@ -27,8 +25,8 @@ internal sealed class EpollConnection : PipeConnection
         EpollNative.SetNonBlocking(Handle);
         _loop = loop;
         _receiveThread = loop.ThreadId;
-        _reader = new EpollReader(this, Handle, _readable);
-        _writer = new EpollWriter(this, socket, _writable);
+        _reader = new EpollReader(this, Handle);
+        _writer = new EpollWriter(this, socket);
     }
 
     /// <summary>Slot and generation in the loop's table (the epoll data word).</summary>
@@ -82,7 +80,7 @@ internal sealed class EpollConnection : PipeConnection
         try
         {
             connection.Start();
-            await connection._writable.WaitAsync(0).AsTask().WaitAsync(TimeSpan.FromMilliseconds(timeoutMs)).ConfigureAwait(false);
+            await connection._writer.WaitWritableAsync(0).AsTask().WaitAsync(TimeSpan.FromMilliseconds(timeoutMs)).ConfigureAwait(false);
             int errno = EpollNative.PendingError(connection.Handle);
             if (errno != 0 || connection.HungUp)
             {
@@ -119,12 +117,12 @@ internal sealed class EpollConnection : PipeConnection
 
         if ((events & (EpollNative.EPOLLOUT | EpollNative.EPOLLHUP | EpollNative.EPOLLERR)) != 0)
         {
-            _writable.Signal();
+            _writer.Signal();
         }
 
         if ((events & (EpollNative.EPOLLIN | EpollNative.EPOLLRDHUP | EpollNative.EPOLLHUP | EpollNative.EPOLLERR)) != 0)
         {
-            _readable.Signal();
+            _reader.Signal();
         }
     }
 
@@ -135,8 +133,8 @@ internal sealed class EpollConnection : PipeConnection
         ThreadPool.UnsafeQueueUserWorkItem(
             static connection =>
             {
-                connection._writable.Signal();
-                connection._readable.Signal();
+                connection._writer.Signal();
+                connection._reader.Signal();
             },
             this,
             preferLocal: false);

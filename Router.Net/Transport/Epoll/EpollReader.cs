@@ -1,6 +1,7 @@
 using System.Net.Sockets;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using System.Threading.Tasks.Sources;
 
 namespace Router.Net.Transport.Epoll;
 
@@ -10,21 +11,23 @@ namespace Router.Net.Transport.Epoll;
 /// (the runtime's sockets always try once more first, and that try is an EAGAIN per wait). Once epoll reported a
 /// hang-up, reads always ask the kernel, so the end of the stream is seen.
 /// </summary>
-internal sealed class EpollReader : DirectReader
+internal sealed class EpollReader : DirectReader, IValueTaskSource<int>
 {
     private readonly EpollConnection _connection;
     private readonly SafeSocketHandle _handle;
-    private readonly Readiness _readable;
+    private Readiness _readable;
     // Registration reports the socket's state as a first edge, so a new connection waits for that edge before reading.
     private int _drainedAt;
 
-    public EpollReader(EpollConnection connection, SafeSocketHandle handle, Readiness readable)
+    public EpollReader(EpollConnection connection, SafeSocketHandle handle)
         : base(connection)
     {
         _connection = connection;
         _handle = handle;
-        _readable = readable;
     }
+
+    /// <summary>From the loop: a readable edge (or an abort).</summary>
+    public void Signal() => _readable.Signal();
 
     /// <summary>True when nothing is buffered and the socket has nothing to read (no bytes, no FIN, no error).</summary>
     public unsafe bool IsIdleClean()
@@ -51,7 +54,7 @@ internal sealed class EpollReader : DirectReader
         return false;
     }
 
-    protected override ValueTask<int> WaitForDataAsync() => _readable.WaitAsync(_drainedAt);
+    protected override ValueTask<int> WaitForDataAsync() => _readable.WaitAsync(this, _drainedAt);
 
     protected override ValueTask<int> ReceiveAsync(Memory<byte> memory)
     {
@@ -78,7 +81,7 @@ internal sealed class EpollReader : DirectReader
             }
 
             _drainedAt = sequence;
-            var wait = _readable.WaitAsync(sequence);
+            var wait = _readable.WaitAsync(this, sequence);
             if (!wait.IsCompleted)
             {
                 return ReceiveAfterWaitAsync(wait, memory);
@@ -102,4 +105,11 @@ internal sealed class EpollReader : DirectReader
             return (int)received;
         }
     }
+
+    int IValueTaskSource<int>.GetResult(short token) => _readable.GetResult(token);
+
+    ValueTaskSourceStatus IValueTaskSource<int>.GetStatus(short token) => _readable.GetStatus(token);
+
+    void IValueTaskSource<int>.OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>
+        _readable.OnCompleted(continuation, state, token, flags);
 }

@@ -1,20 +1,26 @@
 using System.Net.Sockets;
 using System.Runtime.CompilerServices;
+using System.Threading.Tasks.Sources;
 
 namespace Router.Net.Transport.Epoll;
 
 /// <summary>A <see cref="SocketWriter"/> on an epoll-registered socket: when the socket buffer is full it waits for the write edge.</summary>
-internal sealed class EpollWriter : SocketWriter
+internal sealed class EpollWriter : SocketWriter, IValueTaskSource<int>
 {
     private readonly SafeSocketHandle _handle;
-    private readonly Readiness _writable;
+    private Readiness _writable;
 
-    public EpollWriter(PipeConnection connection, Socket socket, Readiness writable)
+    public EpollWriter(PipeConnection connection, Socket socket)
         : base(connection, socket)
     {
         _handle = socket.SafeHandle;
-        _writable = writable;
     }
+
+    /// <summary>From the loop: a writable edge (or an abort).</summary>
+    public void Signal() => _writable.Signal();
+
+    /// <summary>Completes at the first writable edge since <paramref name="drainedAt"/> (a connect's completion, from 0).</summary>
+    public ValueTask<int> WaitWritableAsync(int drainedAt) => _writable.WaitAsync(this, drainedAt);
 
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     protected override async ValueTask<int> SendWaitingAsync(ReadOnlyMemory<byte> data)
@@ -33,7 +39,14 @@ internal sealed class EpollWriter : SocketWriter
                 throw new SocketException((int)EpollNative.ToSocketError(errno));
             }
 
-            await _writable.WaitAsync(sequence).ConfigureAwait(false);
+            await _writable.WaitAsync(this, sequence).ConfigureAwait(false);
         }
     }
+
+    int IValueTaskSource<int>.GetResult(short token) => _writable.GetResult(token);
+
+    ValueTaskSourceStatus IValueTaskSource<int>.GetStatus(short token) => _writable.GetStatus(token);
+
+    void IValueTaskSource<int>.OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>
+        _writable.OnCompleted(continuation, state, token, flags);
 }

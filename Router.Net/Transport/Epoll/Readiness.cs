@@ -4,14 +4,16 @@ namespace Router.Net.Transport.Epoll;
 
 /// <summary>
 /// One direction's readiness of an epoll-registered socket: a counter the event loop bumps on every edge, and at most
-/// one waiter (the connection's reader or writer) resumed when it moves. No allocation per wait.
+/// one waiter (the connection's reader or writer) resumed when it moves. No allocation per wait. A struct kept as a
+/// field of its owner, which is the <see cref="IValueTaskSource{TResult}"/> the wait hands out (one object fewer per
+/// direction per connection); never copy it.
 /// </summary>
 /// <remarks>
 /// A waiter passes the count it saw when it last found the socket drained (EAGAIN or a short read); the wait completes
 /// at once if an edge came since, so an edge between that syscall and the wait is never lost. The waiter's
 /// continuation runs inline on the event loop thread, as the runtime's inline socket completions do.
 /// </remarks>
-internal sealed class Readiness : IValueTaskSource<int>
+internal struct Readiness
 {
     private const int Idle = 0;
     private const int Waiting = 1;
@@ -23,8 +25,11 @@ internal sealed class Readiness : IValueTaskSource<int>
     /// <summary>Edges seen so far.</summary>
     public int Sequence => Volatile.Read(ref _sequence);
 
-    /// <summary>Completes when <see cref="Sequence"/> differs from <paramref name="drainedAt"/> (or the socket was aborted).</summary>
-    public ValueTask<int> WaitAsync(int drainedAt)
+    /// <summary>
+    /// Completes when <see cref="Sequence"/> differs from <paramref name="drainedAt"/> (or the socket was aborted);
+    /// <paramref name="owner"/> is the object holding this field, forwarding its <see cref="IValueTaskSource{TResult}"/> calls here.
+    /// </summary>
+    public ValueTask<int> WaitAsync(IValueTaskSource<int> owner, int drainedAt)
     {
         if (Volatile.Read(ref _sequence) != drainedAt)
         {
@@ -39,7 +44,7 @@ internal sealed class Readiness : IValueTaskSource<int>
             return new ValueTask<int>(0);
         }
 
-        return new ValueTask<int>(this, _core.Version);
+        return new ValueTask<int>(owner, _core.Version);
     }
 
     /// <summary>From the event loop (or an abort): count the edge and resume the waiter, if any, on this thread.</summary>
@@ -52,14 +57,14 @@ internal sealed class Readiness : IValueTaskSource<int>
         }
     }
 
-    int IValueTaskSource<int>.GetResult(short token)
+    public int GetResult(short token)
     {
         _core.GetResult(token);
         return 0;
     }
 
-    ValueTaskSourceStatus IValueTaskSource<int>.GetStatus(short token) => _core.GetStatus(token);
+    public ValueTaskSourceStatus GetStatus(short token) => _core.GetStatus(token);
 
-    void IValueTaskSource<int>.OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>
+    public void OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>
         _core.OnCompleted(continuation, state, token, flags);
 }

@@ -19,7 +19,7 @@ namespace Router.Net.Forwarding;
 /// One client connection: reads request heads, routes them on the live snapshot, forwards each to an upstream and
 /// streams both bodies. Requests on a connection are handled one after another, so pipelined responses stay in order.
 /// </summary>
-internal sealed partial class ProxyConnection : IHeartbeatTarget
+internal sealed partial class ProxyConnection
 {
     private readonly ProxyRuntime _runtime;
     private readonly ITransportConnection _client;
@@ -117,6 +117,7 @@ internal sealed partial class ProxyConnection : IHeartbeatTarget
         }
     }
 
+    /// <summary>From the heartbeat, once per tick: fires whichever of this connection's deadlines passed.</summary>
     public void OnHeartbeat(long nowMs)
     {
         if (nowMs > Volatile.Read(ref _headDeadline))

@@ -3,7 +3,6 @@ using Router.Core.Routing;
 using Router.Net.Http1;
 using Router.Net.Tls;
 using Router.Net.Transport;
-using Router.Net.Transport.Epoll;
 
 namespace Router.Net.Forwarding;
 
@@ -40,28 +39,7 @@ internal sealed class UpstreamConnection
     /// <summary>
     /// A pooled connection is usable when the upstream has not closed it and sent nothing unasked.
     /// </summary>
-    public bool IsReusable()
-    {
-        if (Connection.IsClosed)
-        {
-            return false;
-        }
-
-        if (Connection is EpollConnection direct)
-        {
-            // Nobody reads an idle pooled connection: ask the kernel whether anything (bytes, a FIN) came meanwhile.
-            return direct.IsIdleClean();
-        }
-
-        if (Input.TryRead(out var result))
-        {
-            bool clean = result.Buffer.IsEmpty && !result.IsCompleted && !result.IsCanceled;
-            Input.AdvanceTo(result.Buffer.Start);
-            return clean;
-        }
-
-        return true;
-    }
+    public bool IsReusable() => Connection.IsIdleClean();
 
     /// <summary>Closes without waiting (pool eviction, drain).</summary>
     public void CloseInBackground() => _ = CloseAsync().AsTask();

@@ -1,11 +1,5 @@
 namespace Router.Net.Transport;
 
-/// <summary>Something with deadlines the heartbeat checks once per tick.</summary>
-internal interface IHeartbeatTarget
-{
-    void OnHeartbeat(long nowMs);
-}
-
 /// <summary>
 /// One timer for all connections (as Kestrel's heartbeat): timeouts cost a field write per request instead of a
 /// timer or CancellationTokenSource each. Resolution is the tick period. Owners of many targets (the proxy runtime

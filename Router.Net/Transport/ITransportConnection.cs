@@ -14,6 +14,12 @@ internal interface ITransportConnection : IDuplexPipe, IAsyncDisposable
     /// <summary>True once the peer closed or the connection was aborted.</summary>
     bool IsClosed { get; }
 
+    /// <summary>
+    /// For an idle connection nobody is reading (a pooled upstream one): true when it is open and nothing arrived
+    /// since its last exchange (no unasked bytes, no FIN).
+    /// </summary>
+    bool IsIdleClean();
+
     /// <summary>The first recorded reason the connection closed, for logs.</summary>
     string? CloseReason { get; }
 

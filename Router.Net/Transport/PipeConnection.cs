@@ -63,6 +63,24 @@ internal abstract class PipeConnection : ITransportConnection
 
     public int ReceiveThread => Volatile.Read(ref _receiveThread);
 
+    /// <summary>Open, and the input holds nothing: a receive loop would already have put unasked bytes or the end there.</summary>
+    public virtual bool IsIdleClean()
+    {
+        if (IsClosed)
+        {
+            return false;
+        }
+
+        if (Input.TryRead(out var result))
+        {
+            bool clean = result.Buffer.IsEmpty && !result.IsCompleted && !result.IsCanceled;
+            Input.AdvanceTo(result.Buffer.Start);
+            return clean;
+        }
+
+        return true;
+    }
+
     public abstract void Start();
 
     /// <summary>Closes the socket at once (a reset to the peer): every pending read and write, TLS ones included, fails and both loops end.</summary>

@@ -26,7 +26,7 @@ internal sealed partial class SocketConnection
                 int received = await _socket.ReceiveAsync(memory, SocketFlags.None).ConfigureAwait(false);
                 if (received == 0)
                 {
-                    Interlocked.CompareExchange(ref _closeReason, "peer closed", null);
+                    RecordClose("peer closed");
                     break;
                 }
 

@@ -1,5 +1,4 @@
 using System.IO.Pipelines;
-using System.Net;
 using System.Net.Sockets;
 
 namespace Router.Net.Transport;
@@ -22,7 +21,6 @@ internal sealed partial class SocketConnection : PipeConnection
         : base(socket, inputPipe: !directInput)
     {
         _socket.NoDelay = true;
-        LocalEndPoint = socket.LocalEndPoint;
         _writer = new SocketWriter(this, socket);
         _reader = directInput ? new SocketReader(this, socket) : null;
     }
@@ -31,9 +29,7 @@ internal sealed partial class SocketConnection : PipeConnection
 
     public override PipeWriter Output => _writer;
 
-    public EndPoint? LocalEndPoint { get; }
-
-    public override bool IsClosed => Volatile.Read(ref _aborted) != 0 || (_reader is null ? _receiveTask.IsCompleted : _reader.Ended);
+    public override bool IsClosed => Aborted || (_reader is null ? _receiveTask.IsCompleted : _reader.Ended);
 
     public override void Start()
     {

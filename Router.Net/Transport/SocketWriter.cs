@@ -73,40 +73,23 @@ internal class SocketWriter : PipeWriter
             return new ValueTask<FlushResult>(s_flushed);
         }
 
-        int sent = 0;
-        ValueTask<int> pending;
+        int sent;
         try
         {
-            if (NativeSend.Supported)
-            {
-                sent = NativeSend.TrySend(_socket.SafeHandle, _buffer.AsSpan(0, _written));
-                if (sent == _written)
-                {
-                    Release();
-                    return new ValueTask<FlushResult>(s_flushed);
-                }
-            }
-
-            pending = SendWaitingAsync(_buffer.AsMemory(sent, _written - sent));
+            sent = SendNow(_buffer.AsSpan(0, _written));
         }
         catch (Exception ex)
         {
             return new ValueTask<FlushResult>(Fail(ex));
         }
 
-        if (pending.IsCompletedSuccessfully)
+        if (sent == _written)
         {
-            sent += pending.Result;
-            if (sent == _written)
-            {
-                Release();
-                return new ValueTask<FlushResult>(s_flushed);
-            }
-
-            return SendRestAsync(default, sent, waiting: false);
+            Release();
+            return new ValueTask<FlushResult>(s_flushed);
         }
 
-        return SendRestAsync(pending, sent, waiting: true);
+        return SendRestAsync(sent);
     }
 
     /// <summary>
@@ -138,15 +121,12 @@ internal class SocketWriter : PipeWriter
         var position = data.Start;
         while (data.TryGet(ref position, out var segment))
         {
-            int sent = 0;
+            int sent;
             try
             {
-                if (NativeSend.Supported)
-                {
-                    sent = NativeSend.TrySend(_socket.SafeHandle, segment.Span);
-                }
+                sent = SendNow(segment.Span);
             }
-            catch (ObjectDisposedException ex)
+            catch (Exception ex)
             {
                 Fail(ex);
                 return new ValueTask<bool>(false);
@@ -160,6 +140,12 @@ internal class SocketWriter : PipeWriter
 
         return new ValueTask<bool>(true);
     }
+
+    /// <summary>
+    /// What the kernel takes of <paramref name="data"/> at once, without waiting: one direct non-blocking send on Linux
+    /// (<see cref="NativeSend"/>), nothing elsewhere (every send then takes <see cref="SendWaitingAsync"/>).
+    /// </summary>
+    private int SendNow(ReadOnlySpan<byte> data) => NativeSend.Supported ? NativeSend.TrySend(_socket.SafeHandle, data) : 0;
 
     /// <summary>
     /// Sends some of <paramref name="data"/> (at least one byte), waiting until the socket can take it; the caller
@@ -227,16 +213,13 @@ internal class SocketWriter : PipeWriter
         return bigger;
     }
 
+    /// <summary>The slow path of <see cref="FlushAsync"/>: the rest of the buffer from <paramref name="sent"/> on.</summary>
+    /// <remarks>A runtime send that completes at once finishes this without suspending, so without renting a box.</remarks>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    private async ValueTask<FlushResult> SendRestAsync(ValueTask<int> pending, int sent, bool waiting)
+    private async ValueTask<FlushResult> SendRestAsync(int sent)
     {
         try
         {
-            if (waiting)
-            {
-                sent += await pending.ConfigureAwait(false);
-            }
-
             while (sent < _written)
             {
                 sent += await SendWaitingAsync(_buffer.AsMemory(sent, _written - sent)).ConfigureAwait(false);

@@ -25,7 +25,7 @@ internal sealed partial class TlsConnection
                 int received = await _stream.ReadAsync(memory).ConfigureAwait(false);
                 if (received == 0)
                 {
-                    Interlocked.CompareExchange(ref _closeReason, "peer closed", null);
+                    RecordClose("peer closed");
                     break;
                 }
 

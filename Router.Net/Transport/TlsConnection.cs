@@ -39,7 +39,7 @@ internal sealed partial class TlsConnection : PipeConnection
     /// <summary>The negotiated stream, for tests and logs (protocol, cipher, remote certificate).</summary>
     public SslStream Stream => _stream;
 
-    public override bool IsClosed => Volatile.Read(ref _aborted) != 0 || (Volatile.Read(ref _started) != 0 && _receiveTask.IsCompleted);
+    public override bool IsClosed => Aborted || (Volatile.Read(ref _started) != 0 && _receiveTask.IsCompleted);
 
     /// <summary>A server-side connection; the handshake runs when <see cref="Start"/> is called.</summary>
     public static TlsConnection Accept(Socket socket, TlsServerContext server)

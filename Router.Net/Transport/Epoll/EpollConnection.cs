@@ -45,13 +45,13 @@ internal sealed class EpollConnection : PipeConnection
     /// <summary>Epoll reported the peer's FIN, a reset or an error.</summary>
     public bool HungUp => Volatile.Read(ref _hangUp) != 0;
 
-    public override bool IsClosed => Volatile.Read(ref _aborted) != 0 || _reader.Ended || Volatile.Read(ref _hangUp) != 0;
+    public override bool IsClosed => Aborted || _reader.Ended || Volatile.Read(ref _hangUp) != 0;
 
     /// <summary>
-    /// For an idle pooled connection: true when nothing arrived since its last response was read. Free when no edge
-    /// came since; otherwise one peek at the socket (an edge can also be a late one for bytes already read).
+    /// Nobody reads an idle pooled connection, so ask the kernel: free when no edge came since its last response was
+    /// read; otherwise one peek at the socket (an edge can also be a late one for bytes already read).
     /// </summary>
-    public bool IsIdleClean() => !IsClosed && _reader.IsIdleClean();
+    public override bool IsIdleClean() => !IsClosed && _reader.IsIdleClean();
 
     /// <summary>
     /// Connects to <paramref name="endPoint"/> without blocking, on <paramref name="loop"/> (pass the caller's loop so

@@ -21,20 +21,18 @@ internal static class EpollTransport
     /// <summary>A plain connection for an accepted socket, on the next loop in turn.</summary>
     public static ITransportConnection Accept(Socket socket)
     {
-        var loops = Loops();
-        var loop = loops[(int)((uint)Interlocked.Increment(ref s_next) % (uint)loops.Length)];
-        return new EpollConnection(socket, loop);
+        return new EpollConnection(socket, NextLoop());
     }
 
     /// <summary>The loop to open an upstream connection on: the caller's, so request and response share a thread.</summary>
     public static EpollLoop LoopForConnect()
     {
-        var current = EpollLoop.Current;
-        if (current is not null)
-        {
-            return current;
-        }
+        return EpollLoop.Current ?? NextLoop();
+    }
 
+    /// <summary>The loops in turn.</summary>
+    private static EpollLoop NextLoop()
+    {
         var loops = Loops();
         return loops[(int)((uint)Interlocked.Increment(ref s_next) % (uint)loops.Length)];
     }

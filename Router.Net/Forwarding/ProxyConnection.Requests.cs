@@ -12,11 +12,14 @@ using HttpVersion = Router.Net.Http1.HttpVersion;
 
 namespace Router.Net.Forwarding;
 
-// The request loop. Every wait on the common path (client head, upstream flush, upstream response head, response body)
-// is awaited directly in this one long-lived method: an async method allocates a box the first time it suspends, so a
-// per-request chain of async calls that all wait on the upstream would allocate one box per call per request. Here
-// the box is allocated once per connection. Decisions are synchronous helpers; rare paths (errors, tunnels, new
-// connections, request bodies still in flight) are separate async methods and may allocate.
+// The request loop, in two levels. The connection's long-lived method (ProcessRequestsAsync) is small: it parks an
+// idle keep-alive connection on the transport's wait, which holds no buffer and no state machine. Each request then
+// runs in ServeRequestAsync, whose state machine box comes from a shared pool (PooledAsyncBuilder) and goes back when
+// the request ends, so an idle connection holds no request state and steady-state proxying allocates nothing.
+// Every wait on the common path (client head, upstream flush, upstream response head, response body) is awaited
+// directly in ServeRequestAsync: an async method allocates a box the first time it suspends, so a chain of async calls
+// that all wait on the upstream would allocate one box per call per request. Decisions are synchronous helpers; rare
+// paths (errors, tunnels, new connections, request bodies still in flight) are separate async methods and may allocate.
 internal sealed partial class ProxyConnection
 {
     // Response body chunks at least this large are sent from the upstream's buffer without a copy; smaller ones are
@@ -27,7 +30,6 @@ internal sealed partial class ProxyConnection
     {
         try
         {
-            var input = _client.Input;
             var limits = _runtime.Limits;
             while (!_runtime.ShuttingDown)
             {
@@ -40,417 +42,9 @@ internal sealed partial class ProxyConnection
                     return;
                 }
 
-                bool parsed = false;
-                while (!parsed)
-                {
-                    ReadResult result;
-                    try
-                    {
-                        result = await input.ReadAsync().ConfigureAwait(false);
-                    }
-                    catch (IOException)
-                    {
-                        return;
-                    }
-
-                    var buffer = result.Buffer;
-                    if (result.IsCanceled)
-                    {
-                        if (Volatile.Read(ref _timedOut) == (int)TimeoutKind.RequestHead)
-                        {
-                            input.AdvanceTo(buffer.Start, buffer.End);
-                            BeginRequest();
-                            await RespondAndCloseAsync(408).ConfigureAwait(false);
-                            RecordRequest();
-                            return;
-                        }
-
-                        input.AdvanceTo(buffer.Start);
-                        continue;
-                    }
-
-                    if (buffer.IsEmpty && result.IsCompleted)
-                    {
-                        return;
-                    }
-
-                    if (Volatile.Read(ref _idle) != 0)
-                    {
-                        // First byte of a request: the header timeout now runs instead of keep-alive.
-                        Volatile.Write(ref _idle, 0);
-                        Volatile.Write(ref _headDeadlineIsKeepAlive, 0);
-                        Volatile.Write(ref _headDeadline, Environment.TickCount64 + (long)limits.HeaderTimeout.TotalMilliseconds);
-                    }
-
-                    var reader = new SequenceReader<byte>(buffer);
-                    try
-                    {
-                        parsed = Http1Parser.TryParseRequestHead(ref reader, _request, limits);
-                    }
-                    catch (Http1Exception ex)
-                    {
-                        input.AdvanceTo(buffer.End);
-                        LogRejected(_runtime.Logger, ex.StatusCode, ex.Message);
-                        BeginRequest();
-                        await RespondAndCloseAsync(ex.StatusCode).ConfigureAwait(false);
-                        RecordRequest();
-                        return;
-                    }
-
-                    if (parsed)
-                    {
-                        input.AdvanceTo(reader.Position);
-                    }
-                    else
-                    {
-                        input.AdvanceTo(buffer.Start, buffer.End);
-                        if (result.IsCompleted)
-                        {
-                            // The client closed in the middle of a head.
-                            return;
-                        }
-                    }
-                }
-
-                Volatile.Write(ref _headDeadline, long.MaxValue);
-                BeginRequest();
-                bool keepAlive = _request.KeepAlive && !_runtime.ShuttingDown;
-
-                var admission = Admit(out var route, out var global);
-                if (route is null)
-                {
-                    keepAlive = admission.Shed
-                        ? await RespondShedAsync(admission.Reason, keepAlive).ConfigureAwait(false)
-                        : await RespondLocalAsync(admission.Status, keepAlive).ConfigureAwait(false);
-                }
-                else
-                {
-                    DestinationState? exclude = null;
-                    RetryBudget? heldRetry = null;
-                    try
-                    {
-                        for (int attempt = 0; ; attempt++)
-                        {
-                            var selection = DestinationSelector.Select(route, exclude);
-                            if (selection.Destination is null)
-                            {
-                                keepAlive = await RespondShedAsync(selection.Shed, keepAlive).ConfigureAwait(false);
-                                break;
-                            }
-
-                            var cluster = selection.Cluster!;
-                            var destination = selection.Destination;
-                            SelectCounters(route, cluster);
-                            _servedBy = cluster;
-                            _destination = destination;
-                            Interlocked.Increment(ref destination.InFlight);
-                            Interlocked.Increment(ref cluster.InFlight);
-                            ForwardResult result;
-                            try
-                            {
-                                var pool = UpstreamPool.For(destination);
-                                var tls = cluster.Config.Tls is null ? null : _runtime.UpstreamTls.For(cluster.Config.Tls);
-                                for (int connectAttempt = 0; ; connectAttempt++)
-                                {
-                                    var upstream = pool.TryRent(tls);
-                                    bool reused = upstream is not null;
-                                    if (upstream is null)
-                                    {
-                                        var connected = await ConnectAsync(pool, cluster.Config, destination, tls).ConfigureAwait(false);
-                                        if (connected.Connection is null)
-                                        {
-                                            result = new ForwardResult(connected.Outcome, Responded: false, keepAlive, BodyStarted: false);
-                                            break;
-                                        }
-
-                                        upstream = connected.Connection;
-                                    }
-
-                                    Volatile.Write(ref _upstream, upstream);
-
-                                    // Request head up (with a small body that is already here), then stream any rest of the body.
-                                    bool tunnel = _request.HasUpgrade && (_request.Connection & ConnectionOptions.Upgrade) != 0;
-                                    HeadWriter.WriteRequest(upstream.Output, _request, _clientAddress, _https, tunnel);
-                                    bool bodySent = _request.HasBody && TryWriteBufferedBody(upstream.Output);
-                                    var upstreamFlush = await upstream.Output.FlushAsync().ConfigureAwait(false);
-                                    Task<CopyStatus>? bodyTask = null;
-                                    if (!upstreamFlush.IsCompleted && _request.HasBody && !bodySent)
-                                    {
-                                        _requestChunks.Reset();
-                                        bodyTask = CopyRequestBodyAsync(upstream);
-                                    }
-
-                                    // Response head, relaying interim 1xx responses.
-                                    Volatile.Write(ref _timedOut, 0);
-                                    Volatile.Write(ref _responseDeadline, Environment.TickCount64 + route.ResponseTimeoutMs);
-                                    _upstreamStart = Stopwatch.GetTimestamp();
-                                    var upstreamInput = upstream.Input;
-                                    var response = upstream.Response;
-                                    var head = ResponseHeadStatus.Ok;
-                                    bool sawBytes = false;
-                                    while (true)
-                                    {
-                                        ReadResult read;
-                                        try
-                                        {
-                                            read = await upstreamInput.ReadAsync().ConfigureAwait(false);
-                                        }
-                                        catch (IOException)
-                                        {
-                                            head = sawBytes ? ResponseHeadStatus.Failed : ResponseHeadStatus.ClosedBeforeResponse;
-                                            break;
-                                        }
-
-                                        var buffer = read.Buffer;
-                                        if (read.IsCanceled)
-                                        {
-                                            upstreamInput.AdvanceTo(buffer.Start, buffer.End);
-                                            head = ResponseHeadStatus.Failed;
-                                            break;
-                                        }
-
-                                        sawBytes |= !buffer.IsEmpty;
-                                        var reader = new SequenceReader<byte>(buffer);
-                                        bool parsedResponse;
-                                        try
-                                        {
-                                            parsedResponse = Http1Parser.TryParseResponseHead(ref reader, response, limits);
-                                        }
-                                        catch (Http1Exception)
-                                        {
-                                            upstreamInput.AdvanceTo(buffer.End);
-                                            head = ResponseHeadStatus.Invalid;
-                                            break;
-                                        }
-
-                                        if (!parsedResponse)
-                                        {
-                                            upstreamInput.AdvanceTo(buffer.Start, buffer.End);
-                                            if (read.IsCompleted)
-                                            {
-                                                head = sawBytes ? ResponseHeadStatus.Failed : ResponseHeadStatus.ClosedBeforeResponse;
-                                                break;
-                                            }
-
-                                            continue;
-                                        }
-
-                                        upstreamInput.AdvanceTo(reader.Position);
-                                        if (response.StatusCode is >= 100 and < 200 && response.StatusCode != 101)
-                                        {
-                                            // Interim responses (100 Continue, 103 Early Hints) go to HTTP/1.1 clients as they come.
-                                            if (_request.Version == HttpVersion.Http11)
-                                            {
-                                                HeadWriter.WriteResponse(_client.Output, response, closeClient: false, clientHttp10: false, tunnel: false);
-                                                await _client.Output.FlushAsync().ConfigureAwait(false);
-                                            }
-
-                                            response.Reset();
-                                            continue;
-                                        }
-
-                                        break;
-                                    }
-
-                                    Volatile.Write(ref _responseDeadline, long.MaxValue);
-                                    _upstreamTicks = Stopwatch.GetTimestamp() - _upstreamStart;
-                                    if (head != ResponseHeadStatus.Ok)
-                                    {
-                                        bool canRetry = reused && connectAttempt == 0 && !bodySent;
-                                        result = await FailedExchangeAsync(upstream, head, bodyTask, canRetry, keepAlive).ConfigureAwait(false);
-                                        if (result.Outcome == UpstreamOutcome.StalePooledConnection)
-                                        {
-                                            // A pooled connection the upstream had closed while idle: nothing was sent or received.
-                                            continue;
-                                        }
-
-                                        break;
-                                    }
-
-                                    int code = response.StatusCode;
-                                    _status = code;
-                                    var success = code >= 500 ? UpstreamOutcome.ServerError : UpstreamOutcome.Success;
-                                    if (code == 101 && tunnel)
-                                    {
-                                        await TunnelAsync(upstream).ConfigureAwait(false);
-                                        result = new ForwardResult(success, Responded: true, KeepAlive: false, BodyStarted: false);
-                                        break;
-                                    }
-
-                                    // Response head down, then the body by its framing.
-                                    bool noBody = _request.Method == HttpMethod.Head || code == 204 || code == 304 || code == 101;
-                                    bool closeDelimited = !noBody && !response.Chunked && response.ContentLength < 0;
-                                    bool closeClient = !keepAlive || closeDelimited || code == 101 || _runtime.ShuttingDown;
-                                    HeadWriter.WriteResponse(_client.Output, response, closeClient, _request.Version == HttpVersion.Http10, tunnel: false);
-                                    var copy = CopyStatus.Done;
-                                    if (closeDelimited)
-                                    {
-                                        copy = await CopyUntilCloseAsync(upstreamInput, _client.Output, route).ConfigureAwait(false);
-                                    }
-                                    else if (!noBody && (response.Chunked || response.ContentLength > 0))
-                                    {
-                                        bool chunked = response.Chunked;
-                                        long remaining = response.ContentLength;
-                                        if (chunked)
-                                        {
-                                            _responseChunks.Reset();
-                                        }
-
-                                        Touch(route);
-                                        while (true)
-                                        {
-                                            ReadResult read;
-                                            try
-                                            {
-                                                read = await upstreamInput.ReadAsync().ConfigureAwait(false);
-                                            }
-                                            catch (IOException)
-                                            {
-                                                copy = CopyStatus.SourceFailed;
-                                                break;
-                                            }
-
-                                            var buffer = read.Buffer;
-                                            if (read.IsCanceled)
-                                            {
-                                                upstreamInput.AdvanceTo(buffer.Start);
-                                                copy = CopyStatus.SourceFailed;
-                                                break;
-                                            }
-
-                                            long take;
-                                            bool done;
-                                            if (chunked)
-                                            {
-                                                try
-                                                {
-                                                    done = _responseChunks.Advance(buffer, out take);
-                                                }
-                                                catch (Http1Exception)
-                                                {
-                                                    upstreamInput.AdvanceTo(buffer.End);
-                                                    copy = CopyStatus.InvalidFraming;
-                                                    break;
-                                                }
-                                            }
-                                            else
-                                            {
-                                                take = Math.Min(buffer.Length, remaining);
-                                                remaining -= take;
-                                                done = remaining == 0;
-                                            }
-
-                                            var body = buffer.Slice(0, take);
-                                            bool delivered = true;
-                                            if (take >= DirectSendMin && _client.Output is SocketWriter direct)
-                                            {
-                                                // A large chunk goes to the client socket from the upstream's buffer, uncopied.
-                                                delivered = await direct.SendAsync(body).ConfigureAwait(false);
-                                            }
-                                            else
-                                            {
-                                                Write(_client.Output, body);
-                                            }
-
-                                            _responseBytes += take;
-
-                                            // At the body's end, bytes past it stay unexamined (as for pipelined requests).
-                                            upstreamInput.AdvanceTo(body.End, done ? body.End : buffer.End);
-                                            Touch(route);
-                                            if (!delivered)
-                                            {
-                                                copy = CopyStatus.DestinationClosed;
-                                                break;
-                                            }
-
-                                            if (done)
-                                            {
-                                                break;
-                                            }
-
-                                            if (read.IsCompleted)
-                                            {
-                                                copy = CopyStatus.SourceEnded;
-                                                break;
-                                            }
-
-                                            if (take > 0 && !await FlushAsync(_client.Output).ConfigureAwait(false))
-                                            {
-                                                copy = CopyStatus.DestinationClosed;
-                                                break;
-                                            }
-                                        }
-                                    }
-
-                                    Volatile.Write(ref _idleDeadline, long.MaxValue);
-                                    bool clientOpen = await FlushAsync(_client.Output).ConfigureAwait(false);
-                                    if (copy != CopyStatus.Done || !clientOpen)
-                                    {
-                                        result = await StreamBrokenAsync(upstream, bodyTask, copy).ConfigureAwait(false);
-                                        break;
-                                    }
-
-                                    if (bodyTask is not null && !await RequestBodyFinishedAsync(upstream, bodyTask).ConfigureAwait(false))
-                                    {
-                                        result = new ForwardResult(success, Responded: true, KeepAlive: false, BodyStarted: true);
-                                        break;
-                                    }
-
-                                    Volatile.Write(ref _upstream, null);
-                                    if (response.KeepAlive && !closeDelimited && code != 101)
-                                    {
-                                        upstream.Pool.Return(upstream);
-                                    }
-                                    else
-                                    {
-                                        upstream.CloseInBackground();
-                                    }
-
-                                    result = new ForwardResult(success, Responded: true, KeepAlive: !closeClient, BodyStarted: _request.HasBody);
-                                    break;
-                                }
-                            }
-                            finally
-                            {
-                                Interlocked.Decrement(ref cluster.InFlight);
-                                Interlocked.Decrement(ref destination.InFlight);
-                                cluster.Limit.Exit();
-                            }
-
-                            _outcome = result.Outcome;
-                            DestinationSelector.Record(cluster, destination, result.Outcome, selection.IsTrial);
-                            if (Observability.RouterMetrics.FailureLabel(result.Outcome) is not null)
-                            {
-                                Interlocked.Increment(ref _runtime.Metrics.UpstreamFailures(cluster.Id)[(int)result.Outcome]);
-                            }
-
-                            if (!result.Responded && IsRetryable(result.Outcome) && attempt + 1 < (cluster.Config.Retry?.MaxAttempts ?? 1)
-                                && heldRetry is null && cluster.Retries is { } budget && budget.TryAcquireRetry(Volatile.Read(ref cluster.InFlight)))
-                            {
-                                // Nothing reached the client and the upstream cannot have acted on the request: try another destination.
-                                heldRetry = budget;
-                                exclude = destination;
-                                _runtime.CountRetry();
-                                continue;
-                            }
-
-                            keepAlive = result.Responded
-                                ? result.KeepAlive
-                                : await RespondToFailureAsync(result, keepAlive).ConfigureAwait(false);
-                            break;
-                        }
-                    }
-                    finally
-                    {
-                        heldRetry?.ReleaseRetry();
-                        route.Limit.Exit();
-                        global!.Exit();
-                    }
-                }
-
-                RecordRequest();
-                _request.Release();
-                if (!keepAlive)
+                // Parked until the next request's first bytes, holding no buffer and no request state.
+                await _client.WaitForInputAsync().ConfigureAwait(false);
+                if (!await ServeRequestAsync().ConfigureAwait(false))
                 {
                     return;
                 }
@@ -464,6 +58,425 @@ internal sealed partial class ProxyConnection
         {
             await CloseAsync(closed).ConfigureAwait(false);
         }
+    }
+
+    /// <summary>One request, from its head to the end of its response: true when the connection stays open for the next.</summary>
+    [AsyncMethodBuilder(typeof(PooledAsyncBuilder<>))]
+    private async ValueTask<bool> ServeRequestAsync()
+    {
+        var input = _client.Input;
+        var limits = _runtime.Limits;
+        bool parsed = false;
+        while (!parsed)
+        {
+            ReadResult result;
+            try
+            {
+                result = await input.ReadAsync().ConfigureAwait(false);
+            }
+            catch (IOException)
+            {
+                return false;
+            }
+
+            var buffer = result.Buffer;
+            if (result.IsCanceled)
+            {
+                if (Volatile.Read(ref _timedOut) == (int)TimeoutKind.RequestHead)
+                {
+                    input.AdvanceTo(buffer.Start, buffer.End);
+                    BeginRequest();
+                    await RespondAndCloseAsync(408).ConfigureAwait(false);
+                    RecordRequest();
+                    return false;
+                }
+
+                input.AdvanceTo(buffer.Start);
+                continue;
+            }
+
+            if (buffer.IsEmpty && result.IsCompleted)
+            {
+                return false;
+            }
+
+            if (Volatile.Read(ref _idle) != 0)
+            {
+                // First byte of a request: the header timeout now runs instead of keep-alive.
+                Volatile.Write(ref _idle, 0);
+                Volatile.Write(ref _headDeadlineIsKeepAlive, 0);
+                Volatile.Write(ref _headDeadline, Environment.TickCount64 + (long)limits.HeaderTimeout.TotalMilliseconds);
+            }
+
+            var reader = new SequenceReader<byte>(buffer);
+            try
+            {
+                parsed = Http1Parser.TryParseRequestHead(ref reader, _request, limits);
+            }
+            catch (Http1Exception ex)
+            {
+                input.AdvanceTo(buffer.End);
+                LogRejected(_runtime.Logger, ex.StatusCode, ex.Message);
+                BeginRequest();
+                await RespondAndCloseAsync(ex.StatusCode).ConfigureAwait(false);
+                RecordRequest();
+                return false;
+            }
+
+            if (parsed)
+            {
+                input.AdvanceTo(reader.Position);
+            }
+            else
+            {
+                input.AdvanceTo(buffer.Start, buffer.End);
+                if (result.IsCompleted)
+                {
+                    // The client closed in the middle of a head.
+                    return false;
+                }
+            }
+        }
+
+        Volatile.Write(ref _headDeadline, long.MaxValue);
+        BeginRequest();
+        bool keepAlive = _request.KeepAlive && !_runtime.ShuttingDown;
+
+        var admission = Admit(out var route, out var global);
+        if (route is null)
+        {
+            keepAlive = admission.Shed
+                ? await RespondShedAsync(admission.Reason, keepAlive).ConfigureAwait(false)
+                : await RespondLocalAsync(admission.Status, keepAlive).ConfigureAwait(false);
+        }
+        else
+        {
+            DestinationState? exclude = null;
+            RetryBudget? heldRetry = null;
+            try
+            {
+                for (int attempt = 0; ; attempt++)
+                {
+                    var selection = DestinationSelector.Select(route, exclude);
+                    if (selection.Destination is null)
+                    {
+                        keepAlive = await RespondShedAsync(selection.Shed, keepAlive).ConfigureAwait(false);
+                        break;
+                    }
+
+                    var cluster = selection.Cluster!;
+                    var destination = selection.Destination;
+                    SelectCounters(route, cluster);
+                    _servedBy = cluster;
+                    _destination = destination;
+                    Interlocked.Increment(ref destination.InFlight);
+                    Interlocked.Increment(ref cluster.InFlight);
+                    ForwardResult result;
+                    try
+                    {
+                        var pool = UpstreamPool.For(destination);
+                        var tls = cluster.Config.Tls is null ? null : _runtime.UpstreamTls.For(cluster.Config.Tls);
+                        for (int connectAttempt = 0; ; connectAttempt++)
+                        {
+                            var upstream = pool.TryRent(tls);
+                            bool reused = upstream is not null;
+                            if (upstream is null)
+                            {
+                                var connected = await ConnectAsync(pool, cluster.Config, destination, tls).ConfigureAwait(false);
+                                if (connected.Connection is null)
+                                {
+                                    result = new ForwardResult(connected.Outcome, Responded: false, keepAlive, BodyStarted: false);
+                                    break;
+                                }
+
+                                upstream = connected.Connection;
+                            }
+
+                            Volatile.Write(ref _upstream, upstream);
+
+                            // Request head up (with a small body that is already here), then stream any rest of the body.
+                            bool tunnel = _request.HasUpgrade && (_request.Connection & ConnectionOptions.Upgrade) != 0;
+                            HeadWriter.WriteRequest(upstream.Output, _request, _clientAddress, _https, tunnel);
+                            bool bodySent = _request.HasBody && TryWriteBufferedBody(upstream.Output);
+                            var upstreamFlush = await upstream.Output.FlushAsync().ConfigureAwait(false);
+                            Task<CopyStatus>? bodyTask = null;
+                            if (!upstreamFlush.IsCompleted && _request.HasBody && !bodySent)
+                            {
+                                _requestChunks.Reset();
+                                bodyTask = CopyRequestBodyAsync(upstream);
+                            }
+
+                            // Response head, relaying interim 1xx responses.
+                            Volatile.Write(ref _timedOut, 0);
+                            Volatile.Write(ref _responseDeadline, Environment.TickCount64 + route.ResponseTimeoutMs);
+                            _upstreamStart = Stopwatch.GetTimestamp();
+                            var upstreamInput = upstream.Input;
+                            var response = upstream.Response;
+                            var head = ResponseHeadStatus.Ok;
+                            bool sawBytes = false;
+                            while (true)
+                            {
+                                ReadResult read;
+                                try
+                                {
+                                    read = await upstreamInput.ReadAsync().ConfigureAwait(false);
+                                }
+                                catch (IOException)
+                                {
+                                    head = sawBytes ? ResponseHeadStatus.Failed : ResponseHeadStatus.ClosedBeforeResponse;
+                                    break;
+                                }
+
+                                var buffer = read.Buffer;
+                                if (read.IsCanceled)
+                                {
+                                    upstreamInput.AdvanceTo(buffer.Start, buffer.End);
+                                    head = ResponseHeadStatus.Failed;
+                                    break;
+                                }
+
+                                sawBytes |= !buffer.IsEmpty;
+                                var reader = new SequenceReader<byte>(buffer);
+                                bool parsedResponse;
+                                try
+                                {
+                                    parsedResponse = Http1Parser.TryParseResponseHead(ref reader, response, limits);
+                                }
+                                catch (Http1Exception)
+                                {
+                                    upstreamInput.AdvanceTo(buffer.End);
+                                    head = ResponseHeadStatus.Invalid;
+                                    break;
+                                }
+
+                                if (!parsedResponse)
+                                {
+                                    upstreamInput.AdvanceTo(buffer.Start, buffer.End);
+                                    if (read.IsCompleted)
+                                    {
+                                        head = sawBytes ? ResponseHeadStatus.Failed : ResponseHeadStatus.ClosedBeforeResponse;
+                                        break;
+                                    }
+
+                                    continue;
+                                }
+
+                                upstreamInput.AdvanceTo(reader.Position);
+                                if (response.StatusCode is >= 100 and < 200 && response.StatusCode != 101)
+                                {
+                                    // Interim responses (100 Continue, 103 Early Hints) go to HTTP/1.1 clients as they come.
+                                    if (_request.Version == HttpVersion.Http11)
+                                    {
+                                        HeadWriter.WriteResponse(_client.Output, response, closeClient: false, clientHttp10: false, tunnel: false);
+                                        await _client.Output.FlushAsync().ConfigureAwait(false);
+                                    }
+
+                                    response.Reset();
+                                    continue;
+                                }
+
+                                break;
+                            }
+
+                            Volatile.Write(ref _responseDeadline, long.MaxValue);
+                            _upstreamTicks = Stopwatch.GetTimestamp() - _upstreamStart;
+                            if (head != ResponseHeadStatus.Ok)
+                            {
+                                bool canRetry = reused && connectAttempt == 0 && !bodySent;
+                                result = await FailedExchangeAsync(upstream, head, bodyTask, canRetry, keepAlive).ConfigureAwait(false);
+                                if (result.Outcome == UpstreamOutcome.StalePooledConnection)
+                                {
+                                    // A pooled connection the upstream had closed while idle: nothing was sent or received.
+                                    continue;
+                                }
+
+                                break;
+                            }
+
+                            int code = response.StatusCode;
+                            _status = code;
+                            var success = code >= 500 ? UpstreamOutcome.ServerError : UpstreamOutcome.Success;
+                            if (code == 101 && tunnel)
+                            {
+                                await TunnelAsync(upstream).ConfigureAwait(false);
+                                result = new ForwardResult(success, Responded: true, KeepAlive: false, BodyStarted: false);
+                                break;
+                            }
+
+                            // Response head down, then the body by its framing.
+                            bool noBody = _request.Method == HttpMethod.Head || code == 204 || code == 304 || code == 101;
+                            bool closeDelimited = !noBody && !response.Chunked && response.ContentLength < 0;
+                            bool closeClient = !keepAlive || closeDelimited || code == 101 || _runtime.ShuttingDown;
+                            HeadWriter.WriteResponse(_client.Output, response, closeClient, _request.Version == HttpVersion.Http10, tunnel: false);
+                            var copy = CopyStatus.Done;
+                            if (closeDelimited)
+                            {
+                                copy = await CopyUntilCloseAsync(upstreamInput, _client.Output, route).ConfigureAwait(false);
+                            }
+                            else if (!noBody && (response.Chunked || response.ContentLength > 0))
+                            {
+                                bool chunked = response.Chunked;
+                                long remaining = response.ContentLength;
+                                if (chunked)
+                                {
+                                    _responseChunks.Reset();
+                                }
+
+                                Touch(route);
+                                while (true)
+                                {
+                                    ReadResult read;
+                                    try
+                                    {
+                                        read = await upstreamInput.ReadAsync().ConfigureAwait(false);
+                                    }
+                                    catch (IOException)
+                                    {
+                                        copy = CopyStatus.SourceFailed;
+                                        break;
+                                    }
+
+                                    var buffer = read.Buffer;
+                                    if (read.IsCanceled)
+                                    {
+                                        upstreamInput.AdvanceTo(buffer.Start);
+                                        copy = CopyStatus.SourceFailed;
+                                        break;
+                                    }
+
+                                    long take;
+                                    bool done;
+                                    if (chunked)
+                                    {
+                                        try
+                                        {
+                                            done = _responseChunks.Advance(buffer, out take);
+                                        }
+                                        catch (Http1Exception)
+                                        {
+                                            upstreamInput.AdvanceTo(buffer.End);
+                                            copy = CopyStatus.InvalidFraming;
+                                            break;
+                                        }
+                                    }
+                                    else
+                                    {
+                                        take = Math.Min(buffer.Length, remaining);
+                                        remaining -= take;
+                                        done = remaining == 0;
+                                    }
+
+                                    var body = buffer.Slice(0, take);
+                                    bool delivered = true;
+                                    if (take >= DirectSendMin && _client.Output is SocketWriter direct)
+                                    {
+                                        // A large chunk goes to the client socket from the upstream's buffer, uncopied.
+                                        delivered = await direct.SendAsync(body).ConfigureAwait(false);
+                                    }
+                                    else
+                                    {
+                                        Write(_client.Output, body);
+                                    }
+
+                                    _responseBytes += take;
+
+                                    // At the body's end, bytes past it stay unexamined (as for pipelined requests).
+                                    upstreamInput.AdvanceTo(body.End, done ? body.End : buffer.End);
+                                    Touch(route);
+                                    if (!delivered)
+                                    {
+                                        copy = CopyStatus.DestinationClosed;
+                                        break;
+                                    }
+
+                                    if (done)
+                                    {
+                                        break;
+                                    }
+
+                                    if (read.IsCompleted)
+                                    {
+                                        copy = CopyStatus.SourceEnded;
+                                        break;
+                                    }
+
+                                    if (take > 0 && !await FlushAsync(_client.Output).ConfigureAwait(false))
+                                    {
+                                        copy = CopyStatus.DestinationClosed;
+                                        break;
+                                    }
+                                }
+                            }
+
+                            Volatile.Write(ref _idleDeadline, long.MaxValue);
+                            bool clientOpen = await FlushAsync(_client.Output).ConfigureAwait(false);
+                            if (copy != CopyStatus.Done || !clientOpen)
+                            {
+                                result = await StreamBrokenAsync(upstream, bodyTask, copy).ConfigureAwait(false);
+                                break;
+                            }
+
+                            if (bodyTask is not null && !await RequestBodyFinishedAsync(upstream, bodyTask).ConfigureAwait(false))
+                            {
+                                result = new ForwardResult(success, Responded: true, KeepAlive: false, BodyStarted: true);
+                                break;
+                            }
+
+                            Volatile.Write(ref _upstream, null);
+                            if (response.KeepAlive && !closeDelimited && code != 101)
+                            {
+                                upstream.Pool.Return(upstream);
+                            }
+                            else
+                            {
+                                upstream.CloseInBackground();
+                            }
+
+                            result = new ForwardResult(success, Responded: true, KeepAlive: !closeClient, BodyStarted: _request.HasBody);
+                            break;
+                        }
+                    }
+                    finally
+                    {
+                        Interlocked.Decrement(ref cluster.InFlight);
+                        Interlocked.Decrement(ref destination.InFlight);
+                        cluster.Limit.Exit();
+                    }
+
+                    _outcome = result.Outcome;
+                    DestinationSelector.Record(cluster, destination, result.Outcome, selection.IsTrial);
+                    if (Observability.RouterMetrics.FailureLabel(result.Outcome) is not null)
+                    {
+                        Interlocked.Increment(ref _runtime.Metrics.UpstreamFailures(cluster.Id)[(int)result.Outcome]);
+                    }
+
+                    if (!result.Responded && IsRetryable(result.Outcome) && attempt + 1 < (cluster.Config.Retry?.MaxAttempts ?? 1)
+                        && heldRetry is null && cluster.Retries is { } budget && budget.TryAcquireRetry(Volatile.Read(ref cluster.InFlight)))
+                    {
+                        // Nothing reached the client and the upstream cannot have acted on the request: try another destination.
+                        heldRetry = budget;
+                        exclude = destination;
+                        _runtime.CountRetry();
+                        continue;
+                    }
+
+                    keepAlive = result.Responded
+                        ? result.KeepAlive
+                        : await RespondToFailureAsync(result, keepAlive).ConfigureAwait(false);
+                    break;
+                }
+            }
+            finally
+            {
+                heldRetry?.ReleaseRetry();
+                route.Limit.Exit();
+                global!.Exit();
+            }
+        }
+
+        RecordRequest();
+        _request.Release();
+        return keepAlive;
     }
 
     /// <summary>

@@ -72,8 +72,8 @@ internal sealed partial class ProxyConnection
 
     /// <summary>Serves the connection until it closes, then calls <paramref name="closed"/> (the listener's slot back).</summary>
     /// <remarks>
-    /// The request loop is the connection's one long-lived async method (no wrapper awaiting it), so an idle
-    /// keep-alive connection holds a single state machine.
+    /// The request loop is the connection's one long-lived async method (no wrapper awaiting it), and it is small: an
+    /// idle keep-alive connection holds it and the transport's wait, nothing per request.
     /// </remarks>
     public Task RunAsync(Action? closed = null)
     {

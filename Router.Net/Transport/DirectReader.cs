@@ -14,9 +14,10 @@ namespace Router.Net.Transport;
 /// <remarks>
 /// <para>
 /// Reading only on demand is the back-pressure (the kernel's receive window holds the rest), and it is what keeps an
-/// idle keep-alive connection small: while it waits for the next request it holds a pending wait (a zero-byte
-/// receive, or a readiness edge) and this reader's pending state machine, and no buffer. The buffer starts at 4 KiB and doubles up to 64 KiB while reads
-/// come back full (a streaming body); once everything received is consumed it goes back to the pool.
+/// idle keep-alive connection small: while it waits for the next request (<see cref="WaitForInputAsync"/>) it holds a
+/// pending wait (a zero-byte receive, or a readiness edge) and no buffer or state machine. The buffer starts at 4 KiB
+/// and doubles up to 64 KiB while reads come back full (a streaming body); once everything received is consumed it
+/// goes back to the pool.
 /// </para>
 /// <para>
 /// <see cref="CancelPendingRead"/> shuts the socket's receive side, which wakes a pending receive; the read then
@@ -39,6 +40,7 @@ internal abstract class DirectReader : PipeReader
     private int _readSize = MinRead;
     private bool _lastReadFilled;
     private bool _receiving;
+    private bool _waitedIdle;
     private bool _completed;
     private volatile bool _eof;
     private volatile Exception? _error;
@@ -66,6 +68,23 @@ internal abstract class DirectReader : PipeReader
         }
 
         return ReadMoreAsync();
+    }
+
+    /// <summary>
+    /// Waits, without a state machine or a buffer, until a read would find something: bytes, the end, an error or a
+    /// cancellation. The request loop parks an idle keep-alive connection here, so it holds only the transport's own
+    /// wait. Call <see cref="ReadAsync"/> after it completes; its result carries no meaning.
+    /// </summary>
+    public ValueTask<int> WaitForInputAsync()
+    {
+        if (Volatile.Read(ref _cancel) != 0 || _end > _start || _lastReadFilled || Ended)
+        {
+            return default;
+        }
+
+        ReturnBuffer();
+        _waitedIdle = true;
+        return WaitForDataAsync();
     }
 
     public override bool TryRead(out ReadResult result)
@@ -151,7 +170,16 @@ internal abstract class DirectReader : PipeReader
             {
                 // Wait for data without holding a buffer (an idle keep-alive connection spends most of its life here).
                 ReturnBuffer();
-                await WaitForDataAsync().ConfigureAwait(false);
+                if (_waitedIdle)
+                {
+                    // WaitForInputAsync already waited for this read.
+                    _waitedIdle = false;
+                }
+                else
+                {
+                    await WaitForDataAsync().ConfigureAwait(false);
+                }
+
                 if (Interlocked.Exchange(ref _cancel, 0) != 0)
                 {
                     return new ReadResult(Buffered(), isCanceled: true, isCompleted: false);

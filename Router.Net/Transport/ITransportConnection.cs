@@ -29,6 +29,13 @@ internal interface ITransportConnection : IDuplexPipe, IAsyncDisposable
     /// </summary>
     int ReceiveThread { get; }
 
+    /// <summary>
+    /// Completes when a read of <see cref="IDuplexPipe.Input"/> would find something (bytes, the end, an error, a
+    /// cancellation), holding no buffer or state machine meanwhile where the transport can (readers that receive on
+    /// demand); the result means nothing. Where the input is a pipe it completes at once and the read waits instead.
+    /// </summary>
+    ValueTask<int> WaitForInputAsync();
+
     /// <summary>Starts moving bytes between the transport and the pipes.</summary>
     void Start();
 

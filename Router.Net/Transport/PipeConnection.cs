@@ -83,6 +83,8 @@ internal abstract class PipeConnection : ITransportConnection
 
     public abstract void Start();
 
+    public ValueTask<int> WaitForInputAsync() => Input is DirectReader direct ? direct.WaitForInputAsync() : default;
+
     /// <summary>Closes the socket at once (a reset to the peer): every pending read and write, TLS ones included, fails and both loops end.</summary>
     public void Abort(string reason)
     {

@@ -67,7 +67,7 @@ internal sealed partial class ProxyConnection
         _runtime = runtime;
         _client = client;
         _https = https;
-        _clientAddress = FormatAddress(client.RemoteEndPoint);
+        _clientAddress = client.FormatRemoteAddress();
     }
 
     /// <summary>Serves the connection until it closes, then calls <paramref name="closed"/> (the listener's slot back).</summary>
@@ -372,21 +372,6 @@ internal sealed partial class ProxyConnection
         {
             Volatile.Write(ref _idleDeadline, Environment.TickCount64 + route.Cluster.Config.IdleTimeoutMs);
         }
-    }
-
-    private static byte[] FormatAddress(EndPoint? endPoint)
-    {
-        if (endPoint is IPEndPoint ip)
-        {
-            var address = ip.Address.IsIPv4MappedToIPv6 ? ip.Address.MapToIPv4() : ip.Address;
-
-            // Formatted straight to ASCII bytes: IPAddress.ToString() would cache a string in the address, kept for
-            // the connection's life.
-            Span<byte> text = stackalloc byte[64];
-            return address.TryFormat(text, out int written) ? text[..written].ToArray() : Encoding.ASCII.GetBytes(address.ToString());
-        }
-
-        return "unknown"u8.ToArray();
     }
 
     private enum TimeoutKind

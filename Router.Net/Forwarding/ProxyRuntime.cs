@@ -170,16 +170,22 @@ internal sealed class ProxyConnectionHandler : IConnectionHandler
         _tls = tls;
     }
 
+    /// <summary>Plain listeners on the epoll transport accept with accept4 (no runtime socket per connection).</summary>
+    public bool TakesEpollConnections => _tls is null && EpollTransport.Enabled;
+
     public void OnConnection(Socket socket) => _ = Create(socket).RunAsync();
 
     /// <summary>Runs the connection and gives its slot back (to the listener's <see cref="ConnectionGate"/>) once it closed.</summary>
     public void OnConnection(Socket socket, Action closed) => _ = Create(socket).RunAsync(closed);
 
+    public void OnConnection(ITransportConnection connection, Action? closed) =>
+        _ = new ProxyConnection(_runtime, connection, https: false).RunAsync(closed);
+
     private ProxyConnection Create(Socket socket)
     {
         ITransportConnection transport = _tls is not null
             ? TlsConnection.Accept(socket, _tls)
-            : EpollTransport.Enabled ? EpollTransport.Accept(socket) : new SocketConnection(socket, directInput: true);
+            : new SocketConnection(socket, directInput: true);
         return new ProxyConnection(_runtime, transport, https: _tls is not null);
     }
 }

@@ -24,6 +24,9 @@ internal sealed class ConnectionGate : IDisposable
     /// <summary>Waits for a free slot (immediately below the cap). The caller must <see cref="Release"/> it once.</summary>
     public Task WaitAsync(CancellationToken cancellationToken) => _slots.WaitAsync(cancellationToken);
 
+    /// <summary>Like <see cref="WaitAsync"/>, blocking the calling thread (a dedicated accept thread).</summary>
+    public void Wait(CancellationToken cancellationToken) => _slots.Wait(cancellationToken);
+
     /// <summary>Gives back the slot of a closed (or never started) connection.</summary>
     public void Release() => _slots.Release();
 

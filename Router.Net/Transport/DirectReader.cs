@@ -139,16 +139,7 @@ internal abstract class DirectReader : PipeReader
     public override void CancelPendingRead()
     {
         Interlocked.Exchange(ref _cancel, 1);
-        try
-        {
-            _connection.Socket.Shutdown(SocketShutdown.Receive);
-        }
-        catch (SocketException)
-        {
-        }
-        catch (ObjectDisposedException)
-        {
-        }
+        _connection.ShutdownReceive();
     }
 
     public override void Complete(Exception? exception = null)

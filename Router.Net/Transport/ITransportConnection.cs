@@ -11,6 +11,9 @@ internal interface ITransportConnection : IDuplexPipe, IAsyncDisposable
 {
     EndPoint? RemoteEndPoint { get; }
 
+    /// <summary>The peer's IP address as ASCII text (<c>unknown</c> when the peer has none), for X-Forwarded-For and logs.</summary>
+    byte[] FormatRemoteAddress();
+
     /// <summary>True once the peer closed or the connection was aborted.</summary>
     bool IsClosed { get; }
 

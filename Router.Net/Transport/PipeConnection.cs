@@ -27,19 +27,22 @@ internal abstract class PipeConnection : ITransportConnection
         minimumSegmentSize: MinSegment,
         useSynchronizationContext: false);
 
-    protected readonly Socket _socket;
+    protected readonly Socket? _socket;
     private readonly Pipe? _input;
     protected Task _receiveTask = Task.CompletedTask;
     protected int _aborted;
     protected int _receiveThread;
     protected string? _closeReason;
 
-    /// <param name="socket">The connected socket.</param>
+    /// <param name="socket">
+    /// The connected socket; null for a connection that owns only a descriptor (an epoll connection accepted with
+    /// accept4), which then overrides the socket operations below.
+    /// </param>
     /// <param name="inputPipe">False when the subclass reads the socket on demand itself (<see cref="SocketReader"/>).</param>
-    protected PipeConnection(Socket socket, bool inputPipe = true)
+    protected PipeConnection(Socket? socket, bool inputPipe = true)
     {
         _socket = socket;
-        RemoteEndPoint = socket.RemoteEndPoint;
+        RemoteEndPoint = socket?.RemoteEndPoint;
         _input = inputPipe ? new Pipe(s_options) : null;
     }
 
@@ -53,7 +56,33 @@ internal abstract class PipeConnection : ITransportConnection
     public EndPoint? RemoteEndPoint { get; }
 
     /// <summary>The underlying socket (options, shutdown; never read or written around the connection).</summary>
-    public Socket Socket => _socket;
+    public Socket Socket => _socket ?? throw new InvalidOperationException("This connection owns a descriptor, not a Socket.");
+
+    /// <summary>The peer's IP address as ASCII text (<c>unknown</c> when the peer has none), for X-Forwarded-For and logs.</summary>
+    public virtual byte[] FormatRemoteAddress() => AddressText.Format(RemoteEndPoint);
+
+    /// <summary>Shuts the receive side, which wakes a pending receive (<see cref="DirectReader.CancelPendingRead"/>).</summary>
+    internal virtual void ShutdownReceive() => Shutdown(SocketShutdown.Receive);
+
+    /// <summary>Shuts the send side: a FIN after everything written (<see cref="SocketWriter"/>'s completion).</summary>
+    internal virtual void ShutdownSend() => Shutdown(SocketShutdown.Send);
+
+    /// <summary>Closes with a reset, at once (<see cref="Abort"/>).</summary>
+    protected virtual void CloseAbortively() => Socket.Close(0);
+
+    private void Shutdown(SocketShutdown how)
+    {
+        try
+        {
+            Socket.Shutdown(how);
+        }
+        catch (SocketException)
+        {
+        }
+        catch (ObjectDisposedException)
+        {
+        }
+    }
 
     /// <summary>The first recorded reason this connection closed (first writer wins), for logs.</summary>
     public string? CloseReason => Volatile.Read(ref _closeReason);
@@ -96,7 +125,7 @@ internal abstract class PipeConnection : ITransportConnection
 
         try
         {
-            _socket.Close(0);
+            CloseAbortively();
         }
         catch (ObjectDisposedException)
         {

@@ -18,12 +18,12 @@ internal sealed partial class SocketConnection
                 {
                     // Zero-byte receive first: an idle connection holds no buffer until data is there. Skipped while a
                     // stream is flowing (the last read filled its buffer), where it would only cost a syscall.
-                    await _socket.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None).ConfigureAwait(false);
+                    await Socket.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None).ConfigureAwait(false);
                     _receiveThread = Environment.CurrentManagedThreadId;
                 }
 
                 var memory = writer.GetMemory(sizeHint);
-                int received = await _socket.ReceiveAsync(memory, SocketFlags.None).ConfigureAwait(false);
+                int received = await Socket.ReceiveAsync(memory, SocketFlags.None).ConfigureAwait(false);
                 if (received == 0)
                 {
                     RecordClose("peer closed");

@@ -20,8 +20,8 @@ internal sealed partial class SocketConnection : PipeConnection
     public SocketConnection(Socket socket, bool directInput = false)
         : base(socket, inputPipe: !directInput)
     {
-        _socket.NoDelay = true;
-        _writer = new SocketWriter(this, socket);
+        Socket.NoDelay = true;
+        _writer = new SocketWriter(this, socket.SafeHandle, socket);
         _reader = directInput ? new SocketReader(this, socket) : null;
     }
 
@@ -46,7 +46,7 @@ internal sealed partial class SocketConnection : PipeConnection
     {
         if (graceful)
         {
-            _socket.Dispose();
+            Socket.Dispose();
         }
 
         return ValueTask.CompletedTask;

@@ -20,9 +20,24 @@ internal interface IConnectionHandler
         OnConnection(socket);
         closed();
     }
+
+    /// <summary>
+    /// True when the handler takes plain connections already made on the epoll transport
+    /// (<see cref="OnConnection(ITransportConnection, Action?)"/>): the listener then accepts with accept4 on a thread
+    /// of its own and no runtime <see cref="Socket"/> is made per connection.
+    /// </summary>
+    bool TakesEpollConnections => false;
+
+    /// <summary>Takes ownership of an accepted epoll connection; <paramref name="closed"/> as for the gated overload.</summary>
+    void OnConnection(ITransportConnection connection, Action? closed) =>
+        throw new NotSupportedException("This handler takes sockets.");
 }
 
 /// <summary>Accepts sockets on one endpoint and hands them to a handler.</summary>
+/// <remarks>
+/// Two ways to accept: the runtime's <see cref="Socket.AcceptAsync()"/> loop, or, for handlers that take epoll
+/// connections, accept4 on a dedicated thread (<c>SocketListener.Direct.cs</c>).
+/// </remarks>
 internal sealed partial class SocketListener : IAsyncDisposable
 {
     private readonly Socket _socket;
@@ -68,7 +83,7 @@ internal sealed partial class SocketListener : IAsyncDisposable
     public void Start()
     {
         _socket.Listen(1024);
-        _acceptTask = AcceptLoopAsync();
+        _acceptTask = _handler.TakesEpollConnections ? StartDirectAcceptThread() : AcceptLoopAsync();
     }
 
     private async Task AcceptLoopAsync()
@@ -140,6 +155,12 @@ internal sealed partial class SocketListener : IAsyncDisposable
         }
 
         await _stopping.CancelAsync().ConfigureAwait(false);
+        if (_handler.TakesEpollConnections)
+        {
+            // Closing a descriptor does not wake a thread blocked in accept on it; shutting the listener down does.
+            Epoll.EpollNative.Shutdown(_socket.SafeHandle, Epoll.EpollNative.ShutRdWr);
+        }
+
         _socket.Dispose();
         await _acceptTask.ConfigureAwait(false);
         _stopping.Dispose();

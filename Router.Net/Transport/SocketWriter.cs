@@ -26,15 +26,20 @@ internal class SocketWriter : PipeWriter
     private static readonly FlushResult s_closed = new(isCanceled: false, isCompleted: true);
 
     private readonly PipeConnection _connection;
-    private readonly Socket _socket;
+    private readonly Socket? _socket;
+    private readonly SafeSocketHandle _handle;
     private byte[]? _buffer;
     private int _written;
     private bool _failed;
     private bool _completed;
 
-    public SocketWriter(PipeConnection connection, Socket socket)
+    /// <param name="connection">The connection written to.</param>
+    /// <param name="handle">The socket's descriptor, for direct sends.</param>
+    /// <param name="socket">The runtime socket for sends that wait; null when a subclass overrides <see cref="SendWaitingAsync"/>.</param>
+    public SocketWriter(PipeConnection connection, SafeSocketHandle handle, Socket? socket)
     {
         _connection = connection;
+        _handle = handle;
         _socket = socket;
     }
 
@@ -145,13 +150,14 @@ internal class SocketWriter : PipeWriter
     /// What the kernel takes of <paramref name="data"/> at once, without waiting: one direct non-blocking send on Linux
     /// (<see cref="NativeSend"/>), nothing elsewhere (every send then takes <see cref="SendWaitingAsync"/>).
     /// </summary>
-    private int SendNow(ReadOnlySpan<byte> data) => NativeSend.Supported ? NativeSend.TrySend(_socket.SafeHandle, data) : 0;
+    private int SendNow(ReadOnlySpan<byte> data) => NativeSend.Supported ? NativeSend.TrySend(_handle, data) : 0;
 
     /// <summary>
     /// Sends some of <paramref name="data"/> (at least one byte), waiting until the socket can take it; the caller
     /// already tried a direct send. Throws what the socket reports.
     /// </summary>
-    protected virtual ValueTask<int> SendWaitingAsync(ReadOnlyMemory<byte> data) => _socket.SendAsync(data, SocketFlags.None);
+    protected virtual ValueTask<int> SendWaitingAsync(ReadOnlyMemory<byte> data) =>
+        (_socket ?? throw new InvalidOperationException("No socket to wait on.")).SendAsync(data, SocketFlags.None);
 
     public override void CancelPendingFlush()
     {
@@ -299,15 +305,6 @@ internal class SocketWriter : PipeWriter
             return;
         }
 
-        try
-        {
-            _socket.Shutdown(SocketShutdown.Send);
-        }
-        catch (SocketException)
-        {
-        }
-        catch (ObjectDisposedException)
-        {
-        }
+        _connection.ShutdownSend();
     }
 }

@@ -97,7 +97,7 @@ internal sealed partial class TlsConnection
             {
                 // close_notify, then FIN: the peer can tell a complete response from a truncated one.
                 await _stream.ShutdownAsync().ConfigureAwait(false);
-                _socket.Shutdown(SocketShutdown.Send);
+                Socket.Shutdown(SocketShutdown.Send);
             }
         }
         catch (Exception ex)

@@ -14,19 +14,36 @@ internal sealed class EpollConnection : PipeConnection
     private readonly EpollLoop _loop;
     private readonly EpollReader _reader;
     private readonly EpollWriter _writer;
+    private readonly byte[]? _remoteAddress;
     private int _registered;
     private int _hangUp;
 
-    public EpollConnection(Socket socket, EpollLoop loop)
+    /// <summary>An accepted connection: a descriptor from accept4 (already non-blocking), no runtime <see cref="Socket"/>.</summary>
+    /// <param name="handle">The connection's descriptor, owned from now on.</param>
+    /// <param name="remoteAddress">The peer's address as text (<see cref="AddressText"/>).</param>
+    /// <param name="loop">The loop serving it.</param>
+    public EpollConnection(SafeSocketHandle handle, byte[] remoteAddress, EpollLoop loop)
+        : base(socket: null, inputPipe: false)
+    {
+        Handle = handle;
+        _remoteAddress = remoteAddress;
+        EpollNative.SetNoDelay(handle);
+        _loop = loop;
+        _receiveThread = loop.ThreadId;
+        _reader = new EpollReader(this, handle);
+        _writer = new EpollWriter(this, handle);
+    }
+
+    /// <summary>An upstream connection: a runtime socket that began a non-blocking connect (<see cref="ConnectAsync"/>).</summary>
+    private EpollConnection(Socket socket, EpollLoop loop)
         : base(socket, inputPipe: false)
     {
         socket.NoDelay = true;
         Handle = socket.SafeHandle;
-        EpollNative.SetNonBlocking(Handle);
         _loop = loop;
         _receiveThread = loop.ThreadId;
         _reader = new EpollReader(this, Handle);
-        _writer = new EpollWriter(this, socket);
+        _writer = new EpollWriter(this, Handle);
     }
 
     /// <summary>Slot and generation in the loop's table (the epoll data word).</summary>
@@ -142,11 +159,36 @@ internal sealed class EpollConnection : PipeConnection
 
     protected override ValueTask CompleteOutputAsync() => _writer.CompleteAsync();
 
+    public override byte[] FormatRemoteAddress() => _remoteAddress ?? base.FormatRemoteAddress();
+
+    internal override void ShutdownReceive() => EpollNative.Shutdown(Handle, EpollNative.ShutRd);
+
+    internal override void ShutdownSend() => EpollNative.Shutdown(Handle, EpollNative.ShutWr);
+
+    protected override void CloseAbortively()
+    {
+        EpollNative.SetResetOnClose(Handle);
+        CloseDescriptor();
+    }
+
+    /// <summary>Closes the descriptor (which also takes it out of the epoll set), through the socket when there is one.</summary>
+    private void CloseDescriptor()
+    {
+        if (_socket is not null)
+        {
+            _socket.Dispose();
+        }
+        else
+        {
+            Handle.Dispose();
+        }
+    }
+
     protected override ValueTask CloseGracefullyAsync(bool graceful)
     {
         if (graceful)
         {
-            _socket.Dispose();
+            CloseDescriptor();
         }
 
         if (Volatile.Read(ref _registered) != 0)

@@ -3,7 +3,7 @@ using System.Runtime.InteropServices;
 
 namespace Router.Net.Transport.Epoll;
 
-/// <summary>The few Linux calls the epoll transport makes itself: epoll, eventfd, and non-blocking recv/send.</summary>
+/// <summary>The few Linux calls the epoll transport makes itself: epoll, accept, non-blocking recv/send, and socket options.</summary>
 internal static unsafe partial class EpollNative
 {
     public const uint EPOLLIN = 0x001;
@@ -22,6 +22,13 @@ internal static unsafe partial class EpollNative
 
     public const int EINTR = 4;
     public const int EAGAIN = 11;
+
+    public const int SockNonBlock = 0x800;
+    public const int SockCloexec = 0x80000;
+
+    public const int ShutRd = 0;
+    public const int ShutWr = 1;
+    public const int ShutRdWr = 2;
 
     /// <summary>
     /// struct epoll_event is packed on x86-64 (12 bytes); other architectures lay it out differently, so the transport
@@ -66,6 +73,33 @@ internal static unsafe partial class EpollNative
         {
             throw new SocketException((int)ToSocketError(Marshal.GetLastPInvokeError()));
         }
+    }
+
+    /// <summary>
+    /// accept4(2): the next connection as a new non-blocking descriptor, with the peer's address in
+    /// <paramref name="address"/> (a sockaddr of *<paramref name="length"/> bytes). -1 with errno on failure.
+    /// </summary>
+    [LibraryImport("libc", EntryPoint = "accept4", SetLastError = true)]
+    public static partial int Accept4(SafeSocketHandle fd, byte* address, int* length, int flags);
+
+    [LibraryImport("libc", EntryPoint = "shutdown", SetLastError = true)]
+    public static partial int Shutdown(SafeSocketHandle fd, int how);
+
+    [LibraryImport("libc", EntryPoint = "setsockopt", SetLastError = true)]
+    private static partial int SetSockOpt(SafeSocketHandle fd, int level, int name, void* value, int length);
+
+    /// <summary>TCP_NODELAY on: responses leave as they are written, not held for Nagle.</summary>
+    public static void SetNoDelay(SafeSocketHandle fd)
+    {
+        int on = 1;
+        SetSockOpt(fd, 6 /* IPPROTO_TCP */, 1 /* TCP_NODELAY */, &on, sizeof(int));
+    }
+
+    /// <summary>SO_LINGER {on, 0}: the close that follows sends a reset instead of a FIN (an abort).</summary>
+    public static void SetResetOnClose(SafeSocketHandle fd)
+    {
+        var linger = stackalloc int[2] { 1, 0 };
+        SetSockOpt(fd, 1 /* SOL_SOCKET */, 13 /* SO_LINGER */, linger, 2 * sizeof(int));
     }
 
     [LibraryImport("libc", EntryPoint = "getsockopt", SetLastError = true)]

@@ -18,10 +18,35 @@ internal static class EpollTransport
         && RuntimeInformation.ProcessArchitecture == Architecture.X64
         && !string.Equals(Environment.GetEnvironmentVariable("ROUTER_TRANSPORT"), "sockets", StringComparison.OrdinalIgnoreCase);
 
-    /// <summary>A plain connection for an accepted socket, on the next loop in turn.</summary>
-    public static ITransportConnection Accept(Socket socket)
+    /// <summary>
+    /// Accepts the next connection on <paramref name="listener"/> with accept4 (waiting if the listener blocks), as an
+    /// epoll connection on the next loop in turn: no runtime <see cref="Socket"/>, endpoint or accept state is made
+    /// (about 560 bytes per connection through <see cref="Socket.AcceptAsync()"/>). Null with <paramref name="errno"/>
+    /// when accept4 failed.
+    /// </summary>
+    public static unsafe EpollConnection? Accept(SafeSocketHandle listener, out int errno)
     {
-        return new EpollConnection(socket, NextLoop());
+        const int SockaddrStorage = 128;
+        byte* address = stackalloc byte[SockaddrStorage];
+        int length = SockaddrStorage;
+        int fd = EpollNative.Accept4(listener, address, &length, EpollNative.SockNonBlock | EpollNative.SockCloexec);
+        if (fd < 0)
+        {
+            errno = Marshal.GetLastPInvokeError();
+            return null;
+        }
+
+        errno = 0;
+        var handle = new SafeSocketHandle(fd, ownsHandle: true);
+        try
+        {
+            return new EpollConnection(handle, AddressText.Format(new ReadOnlySpan<byte>(address, Math.Min(length, SockaddrStorage))), NextLoop());
+        }
+        catch
+        {
+            handle.Dispose();
+            throw;
+        }
     }
 
     /// <summary>The loop to open an upstream connection on: the caller's, so request and response share a thread.</summary>

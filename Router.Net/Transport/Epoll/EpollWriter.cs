@@ -10,10 +10,10 @@ internal sealed class EpollWriter : SocketWriter, IValueTaskSource<int>
     private readonly SafeSocketHandle _handle;
     private Readiness _writable;
 
-    public EpollWriter(PipeConnection connection, Socket socket)
-        : base(connection, socket)
+    public EpollWriter(PipeConnection connection, SafeSocketHandle handle)
+        : base(connection, handle, socket: null)
     {
-        _handle = socket.SafeHandle;
+        _handle = handle;
     }
 
     /// <summary>From the loop: a writable edge (or an abort).</summary>

@@ -3,6 +3,7 @@ using System.IO.Pipelines;
 using System.Net;
 using System.Net.Sockets;
 using System.Security.Cryptography;
+using System.Text;
 using NUnit.Framework;
 using Router.Net.Transport;
 using Router.Net.Transport.Epoll;
@@ -277,12 +278,22 @@ public sealed class SocketTransportTests
         listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
         listener.Listen();
         var peer = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        var accept = listener.AcceptAsync();
-        await peer.ConnectAsync(listener.LocalEndPoint!);
-        var accepted = await accept;
-        PipeConnection connection = kind == Kind.Epoll
-            ? (PipeConnection)EpollTransport.Accept(accepted)
-            : new SocketConnection(accepted, directInput: kind == Kind.SocketDirect);
+        PipeConnection connection;
+        if (kind == Kind.Epoll)
+        {
+            // The listener's accept4 path: the peer is connected (in the backlog) before the blocking accept.
+            await peer.ConnectAsync(listener.LocalEndPoint!);
+            connection = EpollTransport.Accept(listener.SafeHandle, out int errno)
+                ?? throw new SocketException(errno);
+            Assert.That(Encoding.ASCII.GetString(connection.FormatRemoteAddress()), Is.EqualTo("127.0.0.1"));
+        }
+        else
+        {
+            var accept = listener.AcceptAsync();
+            await peer.ConnectAsync(listener.LocalEndPoint!);
+            connection = new SocketConnection(await accept, directInput: kind == Kind.SocketDirect);
+        }
+
         connection.Start();
         return (peer, connection);
     }

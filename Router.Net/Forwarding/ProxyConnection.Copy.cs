@@ -3,6 +3,7 @@ using System.IO.Pipelines;
 using System.Runtime.CompilerServices;
 using Router.Core.Routing;
 using Router.Net.Http1;
+using Router.Net.Transport;
 
 namespace Router.Net.Forwarding;
 
@@ -11,7 +12,7 @@ namespace Router.Net.Forwarding;
 internal sealed partial class ProxyConnection
 {
     /// <summary>Streams a Content-Length request body upstream (its reads count towards the minimum body data rate).</summary>
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    [AsyncMethodBuilder(typeof(PooledAsyncBuilder<>))]
     private async ValueTask<CopyStatus> CopyRequestBodyAsync(PipeWriter destination, long remaining)
     {
         var source = _client.Input;
@@ -59,7 +60,7 @@ internal sealed partial class ProxyConnection
     }
 
     /// <summary>Streams a chunked request body upstream verbatim, validating its framing and the body size limit.</summary>
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    [AsyncMethodBuilder(typeof(PooledAsyncBuilder<>))]
     private async ValueTask<CopyStatus> CopyChunkedRequestBodyAsync(PipeWriter destination)
     {
         var source = _client.Input;
@@ -128,7 +129,7 @@ internal sealed partial class ProxyConnection
         }
     }
 
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    [AsyncMethodBuilder(typeof(PooledAsyncBuilder<>))]
     private async ValueTask<CopyStatus> CopyUntilCloseAsync(PipeReader source, PipeWriter destination, CompiledRoute? route)
     {
         while (true)

@@ -242,7 +242,7 @@ internal sealed partial class ProxyConnection
         await upstream.CloseAsync().ConfigureAwait(false);
     }
 
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    [AsyncMethodBuilder(typeof(PooledAsyncBuilder<>))]
     private async ValueTask<bool> RespondLocalAsync(int status, bool keepAlive, byte[]? extraHeaders = null)
     {
         _status = status;

@@ -151,7 +151,7 @@ internal abstract class DirectReader : PipeReader
         }
     }
 
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    [AsyncMethodBuilder(typeof(PooledAsyncBuilder<>))]
     private async ValueTask<ReadResult> ReadMoreAsync()
     {
         _receiving = true;

@@ -221,7 +221,7 @@ internal class SocketWriter : PipeWriter
 
     /// <summary>The slow path of <see cref="FlushAsync"/>: the rest of the buffer from <paramref name="sent"/> on.</summary>
     /// <remarks>A runtime send that completes at once finishes this without suspending, so without renting a box.</remarks>
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    [AsyncMethodBuilder(typeof(PooledAsyncBuilder<>))]
     private async ValueTask<FlushResult> SendRestAsync(int sent)
     {
         try
@@ -240,7 +240,7 @@ internal class SocketWriter : PipeWriter
         return s_flushed;
     }
 
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    [AsyncMethodBuilder(typeof(PooledAsyncBuilder<>))]
     private async ValueTask<bool> SendAfterFlushAsync(ValueTask<FlushResult> flush, ReadOnlySequence<byte> data)
     {
         if ((await flush.ConfigureAwait(false)).IsCompleted)
@@ -252,7 +252,7 @@ internal class SocketWriter : PipeWriter
     }
 
     /// <summary>The slow path of <see cref="SendAsync"/>: the rest of one segment, then every segment after <paramref name="next"/>.</summary>
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    [AsyncMethodBuilder(typeof(PooledAsyncBuilder<>))]
     private async ValueTask<bool> SendSegmentsAsync(ReadOnlyMemory<byte> rest, ReadOnlySequence<byte> data, SequencePosition next)
     {
         try

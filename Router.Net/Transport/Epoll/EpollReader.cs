@@ -89,7 +89,7 @@ internal sealed class EpollReader : DirectReader, IValueTaskSource<int>
         }
     }
 
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    [AsyncMethodBuilder(typeof(PooledAsyncBuilder<>))]
     private async ValueTask<int> ReceiveAfterWaitAsync(ValueTask<int> wait, Memory<byte> memory)
     {
         await wait.ConfigureAwait(false);

@@ -22,7 +22,7 @@ internal sealed class EpollWriter : SocketWriter, IValueTaskSource<int>
     /// <summary>Completes at the first writable edge since <paramref name="drainedAt"/> (a connect's completion, from 0).</summary>
     public ValueTask<int> WaitWritableAsync(int drainedAt) => _writable.WaitAsync(this, drainedAt);
 
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    [AsyncMethodBuilder(typeof(PooledAsyncBuilder<>))]
     protected override async ValueTask<int> SendWaitingAsync(ReadOnlyMemory<byte> data)
     {
         while (true)

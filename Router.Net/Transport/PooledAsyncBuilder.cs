@@ -3,19 +3,20 @@ using System.Runtime.InteropServices;
 using System.Threading.Tasks.Sources;
 using Microsoft.Extensions.ObjectPool;
 
-namespace Router.Net.Forwarding;
+namespace Router.Net.Transport;
 
 /// <summary>
-/// An async method builder for <see cref="ValueTask{TResult}"/> methods whose state machine box, allocated the first
-/// time the method waits, comes from a shared pool and goes back to it when the caller takes the result. So one
-/// request's state lives in a box only while the request is in flight: an idle keep-alive connection holds none, and
-/// steady-state proxying allocates nothing.
+/// An async method builder for <see cref="ValueTask{TResult}"/> methods whose state machine box, needed the first
+/// time the method waits, comes from a shared pool and goes back to it when the caller takes the result. So a wait's
+/// state lives in a box only while it is pending: an idle keep-alive connection holds none (the request loop's
+/// <c>ServeRequestAsync</c>), and the transport's waits (a read or a send that has to wait for the socket) allocate
+/// nothing in steady state.
 /// </summary>
 /// <remarks>
 /// <para>
 /// The runtime's <see cref="PoolingAsyncValueTaskMethodBuilder{TResult}"/> keeps one box per thread and one per core;
-/// with 64 requests in flight on two event-loop threads, boxes come back in bursts faster than those slots take them,
-/// and the rest are allocated again. This pool keeps up to <see cref="MaxRetained"/> boxes per method, which covers
+/// one event-loop pass starts many waits (a batch of requests, each now waiting for its upstream) and a later pass
+/// ends many, so boxes are rented and returned in bursts larger than those slots, and the rest are allocated again. This pool keeps up to <see cref="MaxRetained"/> boxes per method, which covers
 /// the concurrency a router sees; beyond it, boxes are allocated and dropped as usual.
 /// </para>
 /// <para>
@@ -46,8 +47,21 @@ internal struct PooledAsyncBuilder<TResult>
                 return new ValueTask<TResult>(box, box.Version);
             }
 
-            return _exception is null ? new ValueTask<TResult>(_result) : ValueTask.FromException<TResult>(_exception);
+            return _exception switch
+            {
+                null => new ValueTask<TResult>(_result),
+                OperationCanceledException canceled => Canceled(canceled.CancellationToken),
+                _ => ValueTask.FromException<TResult>(_exception),
+            };
         }
+    }
+
+    /// <summary>Canceled, not faulted, as the runtime's builders report a method that threw cancellation.</summary>
+    private static ValueTask<TResult> Canceled(CancellationToken token)
+    {
+        var source = new TaskCompletionSource<TResult>();
+        source.TrySetCanceled(token);
+        return new ValueTask<TResult>(source.Task);
     }
 
     public void Start<TStateMachine>(ref TStateMachine stateMachine)

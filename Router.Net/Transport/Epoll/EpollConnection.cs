@@ -14,14 +14,16 @@ internal sealed class EpollConnection : PipeConnection
     private readonly EpollLoop _loop;
     private readonly EpollReader _reader;
     private readonly EpollWriter _writer;
-    private readonly byte[]? _remoteAddress;
+    private readonly byte[] _remoteAddress;
     private int _registered;
     private int _hangUp;
 
-    /// <summary>An accepted connection: a descriptor from accept4 (already non-blocking), no runtime <see cref="Socket"/>.</summary>
+    /// <summary>A connection owning a non-blocking descriptor: accepted with accept4, or opened by <see cref="ConnectAsync"/>.</summary>
     /// <param name="handle">The connection's descriptor, owned from now on.</param>
     /// <param name="remoteAddress">The peer's address as text (<see cref="AddressText"/>).</param>
     /// <param name="loop">The loop serving it.</param>
+    /// <remarks>No runtime <see cref="Socket"/> is made: it would cost an object, endpoints and, on the runtime's own
+    /// paths, an async context per socket, none of which this transport uses.</remarks>
     public EpollConnection(SafeSocketHandle handle, byte[] remoteAddress, EpollLoop loop)
         : base(socket: null, inputPipe: false)
     {
@@ -34,18 +36,6 @@ internal sealed class EpollConnection : PipeConnection
         _writer = new EpollWriter(this, handle);
     }
 
-    /// <summary>An upstream connection: a runtime socket that began a non-blocking connect (<see cref="ConnectAsync"/>).</summary>
-    private EpollConnection(Socket socket, EpollLoop loop)
-        : base(socket, inputPipe: false)
-    {
-        socket.NoDelay = true;
-        Handle = socket.SafeHandle;
-        _loop = loop;
-        _receiveThread = loop.ThreadId;
-        _reader = new EpollReader(this, Handle);
-        _writer = new EpollWriter(this, Handle);
-    }
-
     /// <summary>Slot and generation in the loop's table (the epoll data word).</summary>
     public ulong Token { get; set; }
 
@@ -55,13 +45,13 @@ internal sealed class EpollConnection : PipeConnection
 
     public override PipeWriter Output => _writer;
 
+    /// <summary>Epoll reported the peer's FIN, a reset or an error.</summary>
+    public bool HungUp => Volatile.Read(ref _hangUp) != 0;
+
     /// <summary>
     /// Aborted, or the peer closed or reset: the reader saw the end, or epoll reported a hang-up. An idle pooled
     /// upstream connection learns of its close from the hang-up edge, without anyone reading.
     /// </summary>
-    /// <summary>Epoll reported the peer's FIN, a reset or an error.</summary>
-    public bool HungUp => Volatile.Read(ref _hangUp) != 0;
-
     public override bool IsClosed => Aborted || _reader.Ended || Volatile.Read(ref _hangUp) != 0;
 
     /// <summary>
@@ -77,23 +67,25 @@ internal sealed class EpollConnection : PipeConnection
     /// </summary>
     public static async ValueTask<EpollConnection> ConnectAsync(IPEndPoint endPoint, int timeoutMs, EpollLoop loop)
     {
-        var socket = new Socket(endPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { Blocking = false };
+        var handle = EpollNative.OpenStream(endPoint.AddressFamily);
+        EpollConnection connection;
         try
         {
-            socket.Connect(endPoint);
-        }
-        catch (SocketException ex) when (ex.SocketErrorCode is SocketError.WouldBlock or SocketError.InProgress)
-        {
             // Connecting: the first write edge says it finished; SO_ERROR and a hang-up say whether it failed.
+            int started = EpollNative.StartConnect(handle, endPoint);
+            if (started != 0 && started != EpollNative.EINPROGRESS)
+            {
+                throw new SocketException((int)EpollNative.ToSocketError(started));
+            }
+
+            connection = new EpollConnection(handle, AddressText.Format(endPoint), loop);
         }
         catch
         {
-            socket.Dispose();
+            handle.Dispose();
             throw;
         }
 
-        // (Socket.Blocking was needed for the non-blocking connect; upstream connections are few, so its context is fine.)
-        var connection = new EpollConnection(socket, loop);
         try
         {
             connection.Start();
@@ -159,7 +151,7 @@ internal sealed class EpollConnection : PipeConnection
 
     protected override ValueTask CompleteOutputAsync() => _writer.CompleteAsync();
 
-    public override byte[] FormatRemoteAddress() => _remoteAddress ?? base.FormatRemoteAddress();
+    public override byte[] FormatRemoteAddress() => _remoteAddress;
 
     internal override void ShutdownReceive() => EpollNative.Shutdown(Handle, EpollNative.ShutRd);
 
@@ -171,18 +163,8 @@ internal sealed class EpollConnection : PipeConnection
         CloseDescriptor();
     }
 
-    /// <summary>Closes the descriptor (which also takes it out of the epoll set), through the socket when there is one.</summary>
-    private void CloseDescriptor()
-    {
-        if (_socket is not null)
-        {
-            _socket.Dispose();
-        }
-        else
-        {
-            Handle.Dispose();
-        }
-    }
+    /// <summary>Closes the descriptor, which also takes it out of the epoll set.</summary>
+    private void CloseDescriptor() => Handle.Dispose();
 
     protected override ValueTask CloseGracefullyAsync(bool graceful)
     {

@@ -1,9 +1,11 @@
+using System.Buffers.Binary;
+using System.Net;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
 
 namespace Router.Net.Transport.Epoll;
 
-/// <summary>The few Linux calls the epoll transport makes itself: epoll, accept, non-blocking recv/send, and socket options.</summary>
+/// <summary>The few Linux calls the epoll transport makes itself: epoll, socket/connect/accept, non-blocking recv/send, and socket options.</summary>
 internal static unsafe partial class EpollNative
 {
     public const uint EPOLLIN = 0x001;
@@ -22,6 +24,7 @@ internal static unsafe partial class EpollNative
 
     public const int EINTR = 4;
     public const int EAGAIN = 11;
+    public const int EINPROGRESS = 115;
 
     public const int SockNonBlock = 0x800;
     public const int SockCloexec = 0x80000;
@@ -81,6 +84,63 @@ internal static unsafe partial class EpollNative
     /// </summary>
     [LibraryImport("libc", EntryPoint = "accept4", SetLastError = true)]
     public static partial int Accept4(SafeSocketHandle fd, byte* address, int* length, int flags);
+
+    [LibraryImport("libc", EntryPoint = "socket", SetLastError = true)]
+    private static partial int Socket(int domain, int type, int protocol);
+
+    [LibraryImport("libc", EntryPoint = "connect", SetLastError = true)]
+    private static partial int Connect(SafeSocketHandle fd, byte* address, int length);
+
+    /// <summary>A new non-blocking TCP socket for <paramref name="family"/>, owned by the returned handle.</summary>
+    public static SafeSocketHandle OpenStream(AddressFamily family)
+    {
+        const int SockStream = 1;
+        int domain = family == AddressFamily.InterNetworkV6 ? 10 /* AF_INET6 */ : 2 /* AF_INET */;
+        int fd = Socket(domain, SockStream | SockNonBlock | SockCloexec, 0);
+        if (fd < 0)
+        {
+            throw new SocketException((int)ToSocketError(Marshal.GetLastPInvokeError()));
+        }
+
+        return new SafeSocketHandle(fd, ownsHandle: true);
+    }
+
+    /// <summary>
+    /// Starts a non-blocking connect to <paramref name="endPoint"/>: 0 when it finished at once, EINPROGRESS while it
+    /// runs (the first write edge says it ended; SO_ERROR says how), else the errno of the failure.
+    /// </summary>
+    public static int StartConnect(SafeSocketHandle fd, IPEndPoint endPoint)
+    {
+        // struct sockaddr_in / sockaddr_in6: family (host order), port (network order), then the address.
+        byte* address = stackalloc byte[28];
+        new Span<byte>(address, 28).Clear();
+        var span = new Span<byte>(address, 28);
+        BinaryPrimitives.WriteUInt16BigEndian(span[2..], (ushort)endPoint.Port);
+        int length;
+        if (endPoint.AddressFamily == AddressFamily.InterNetworkV6)
+        {
+            BinaryPrimitives.WriteUInt16LittleEndian(span, 10);
+            endPoint.Address.TryWriteBytes(span.Slice(8, 16), out _);
+            BinaryPrimitives.WriteUInt32LittleEndian(span[24..], (uint)endPoint.Address.ScopeId);
+            length = 28;
+        }
+        else
+        {
+            BinaryPrimitives.WriteUInt16LittleEndian(span, 2);
+            endPoint.Address.TryWriteBytes(span.Slice(4, 4), out _);
+            length = 16;
+        }
+
+        if (Connect(fd, address, length) == 0)
+        {
+            return 0;
+        }
+
+        int errno = Marshal.GetLastPInvokeError();
+
+        // Interrupted, a non-blocking connect carries on in the background like EINPROGRESS.
+        return errno == EINTR ? EINPROGRESS : errno;
+    }
 
     [LibraryImport("libc", EntryPoint = "shutdown", SetLastError = true)]
     public static partial int Shutdown(SafeSocketHandle fd, int how);

@@ -210,28 +210,31 @@ public sealed class SocketTransportTests
         });
     }
 
-    [Test]
-    public async Task EpollConnect_ToAClosedPort_IsRefused_AndToAListener_CarriesBytesBothWays()
+    [TestCase("127.0.0.1")]
+    [TestCase("::1")]
+    public async Task EpollConnect_ToAClosedPort_IsRefused_AndToAListener_CarriesBytesBothWays(string address)
     {
         if (!EpollTransport.Enabled)
         {
             Assert.Ignore("the epoll transport runs on Linux x64 only");
         }
 
-        using var closed = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        closed.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        var loopback = IPAddress.Parse(address);
+        using var closed = new Socket(loopback.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        closed.Bind(new IPEndPoint(loopback, 0));
         var closedEndPoint = (IPEndPoint)closed.LocalEndPoint!;
         closed.Close(); // bound once, now nobody listens there
         var refused = Assert.ThrowsAsync<SocketException>(async () =>
             await EpollConnection.ConnectAsync(closedEndPoint, 5000, EpollTransport.LoopForConnect()));
         Assert.That(refused!.SocketErrorCode, Is.EqualTo(SocketError.ConnectionRefused));
 
-        using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        using var listener = new Socket(loopback.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        listener.Bind(new IPEndPoint(loopback, 0));
         listener.Listen();
         var accept = listener.AcceptAsync();
         await using var connection = await EpollConnection.ConnectAsync((IPEndPoint)listener.LocalEndPoint!, 5000, EpollTransport.LoopForConnect());
         using var peer = await accept.WaitAsync(Timeout);
+        Assert.That(Encoding.ASCII.GetString(connection.FormatRemoteAddress()), Is.EqualTo(address));
 
         connection.Output.Write("ping"u8);
         await connection.Output.FlushAsync();

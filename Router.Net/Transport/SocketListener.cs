@@ -120,9 +120,15 @@ internal sealed partial class SocketListener : IAsyncDisposable
             }
             catch (SocketException ex)
             {
-                // Transient (EMFILE, ECONNABORTED): log and keep accepting.
+                // Transient (EMFILE, ECONNABORTED): log and keep accepting. Out of descriptors or memory, the
+                // connection stays in the backlog and the next accept would fail at once: pause rather than spin.
                 _gate?.Release();
                 LogAcceptFailed(_logger, EndPoint, ex.SocketErrorCode);
+                if (ex.SocketErrorCode is SocketError.TooManyOpenSockets or SocketError.NoBufferSpaceAvailable)
+                {
+                    await Task.Delay(50).ConfigureAwait(false);
+                }
+
                 continue;
             }
 

@@ -185,6 +185,8 @@ internal static unsafe partial class EpollNative
         103 => SocketError.ConnectionAborted, // ECONNABORTED
         107 => SocketError.NotConnected,      // ENOTCONN
         9 => SocketError.OperationAborted,    // EBADF: closed under us (an abort)
+        24 or 23 => SocketError.TooManyOpenSockets, // EMFILE, ENFILE: out of descriptors
+        105 or 12 => SocketError.NoBufferSpaceAvailable, // ENOBUFS, ENOMEM
         _ => SocketError.SocketError,
     };
 }

@@ -18,16 +18,29 @@ internal sealed class AdminEndpoints
         _host = host;
     }
 
+    private AdminResponse Ready()
+    {
+        if (_host.Table.Current is null)
+        {
+            return new AdminResponse(503, "text/plain", "no config is live\n");
+        }
+
+        if (_host.Runtime.ShuttingDown)
+        {
+            return new AdminResponse(503, "text/plain", "draining\n");
+        }
+
+        return _host.Listening
+            ? new AdminResponse(200, "text/plain", "ready\n")
+            : new AdminResponse(503, "text/plain", "starting: proxy listeners not accepting yet\n");
+    }
+
     public AdminResponse Handle(string method, string path)
     {
         return (method, path) switch
         {
             ("GET", "/healthz") => new AdminResponse(200, "text/plain", "ok\n"),
-            ("GET", "/ready") => _host.Table.Current is null
-                ? new AdminResponse(503, "text/plain", "no config is live\n")
-                : _host.Runtime.ShuttingDown
-                    ? new AdminResponse(503, "text/plain", "draining\n")
-                    : new AdminResponse(200, "text/plain", "ready\n"),
+            ("GET", "/ready") => Ready(),
             ("GET", "/admin/config") => Json(200, WriteConfig),
             ("POST", "/admin/reload") => Reload(),
             ("GET", "/admin/clusters") => Json(200, WriteClusters),

@@ -83,6 +83,12 @@ internal static partial class RouterApp
             .SetMinimumLevel(LogLevel.Information));
         var logger = loggerFactory.CreateLogger("Router");
 
+        // A client connection can hold two descriptors (itself and its upstream connection), plus some for the rest.
+        if (DescriptorLimit.Raise() is long descriptors && (2L * options.MaxConnections) + 256 > descriptors)
+        {
+            LogDescriptorsShort(logger, options.MaxConnections, (2L * options.MaxConnections) + 256, descriptors);
+        }
+
         var hostOptions = new RouterHostOptions
         {
             DrainTimeout = options.DrainTimeout,
@@ -321,6 +327,9 @@ internal static partial class RouterApp
 
     [LoggerMessage(EventId = 5, Level = LogLevel.Information, Message = "Boot from last-known-good cache in {CacheDir}: applied={Applied}")]
     private static partial void LogBootFromCache(ILogger logger, bool applied, string cacheDir);
+
+    [LoggerMessage(EventId = 7, Level = LogLevel.Warning, Message = "--max-connections {MaxConnections} can need {Needed} descriptors but this process may open {Limit}: raise the hard limit (ulimit -Hn) or lower --max-connections")]
+    private static partial void LogDescriptorsShort(ILogger logger, int maxConnections, long needed, long limit);
 
     [LoggerMessage(EventId = 4, Level = LogLevel.Information, Message = "Stopped")]
     private static partial void LogStopped(ILogger logger);

@@ -60,6 +60,7 @@ internal sealed class RouterHost : IAsyncDisposable
     private readonly ILoggerFactory _loggerFactory;
     private readonly List<SocketListener> _listeners = [];
     private readonly List<SocketListener> _tlsListeners = [];
+    private bool _listening;
     private readonly Heartbeat _heartbeat;
     private readonly HealthCheckCoordinator _health;
     private AdminServer? _admin;
@@ -200,7 +201,15 @@ internal sealed class RouterHost : IAsyncDisposable
             listener.Start();
             _tlsListeners.Add(listener);
         }
+
+        Volatile.Write(ref _listening, true);
     }
+
+    /// <summary>
+    /// True once every proxy listener accepts. The admin listener starts first, so /ready waits for this: a readiness
+    /// probe must not send traffic to a port that still refuses it.
+    /// </summary>
+    public bool Listening => Volatile.Read(ref _listening);
 
     /// <summary>Stops accepting, lets in-flight requests finish up to the drain timeout, closes the rest.</summary>
     public async Task StopAsync(TimeSpan? drainTimeout = null)

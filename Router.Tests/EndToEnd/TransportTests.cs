@@ -1,7 +1,6 @@
 using System.Net;
 using System.Runtime.InteropServices;
 using System.Security.Cryptography;
-using System.Text.Json;
 using NUnit.Framework;
 using Router.Tests.Support;
 
@@ -25,59 +24,51 @@ public sealed class TransportTests
         }
 
         await using var upstream = await TestUpstream.StartAsync("T");
-        var dir = Directory.CreateTempSubdirectory("router-transport-");
-        try
+        var environment = transport == "sockets" ? new Dictionary<string, string> { ["ROUTER_TRANSPORT"] = "sockets" } : null;
+        await using var router = await RouterProcess.StartProxyingAsync(upstream.Address, environment);
+        using var client = new HttpClient { BaseAddress = new Uri($"http://{router.EndPoint}/") };
+
+        // Keep-alive requests from 8 concurrent callers.
+        var callers = Enumerable.Range(0, 8).Select(caller => Task.Run(async () =>
         {
-            var config = Path.Combine(dir.FullName, "router.json");
-            await File.WriteAllTextAsync(config, JsonSerializer.Serialize(new
+            for (int i = 0; i < 25; i++)
             {
-                routes = new[] { new { id = "r", match = new { pathPrefix = "/" }, cluster = "c" } },
-                clusters = new[] { new { id = "c", destinations = new[] { new { address = upstream.Address } } } },
-            }));
-            var environment = transport == "sockets" ? new Dictionary<string, string> { ["ROUTER_TRANSPORT"] = "sockets" } : null;
-            await using var router = await RouterProcess.StartAsync(["--config", config], environment: environment);
-            using var client = new HttpClient { BaseAddress = new Uri($"http://{router.EndPoint}/") };
-
-            // Keep-alive requests from 8 concurrent callers.
-            var callers = Enumerable.Range(0, 8).Select(caller => Task.Run(async () =>
-            {
-                for (int i = 0; i < 25; i++)
-                {
-                    Assert.That(await client.GetStringAsync(new Uri($"/c{caller}/{i}", UriKind.Relative)), Is.EqualTo($"T GET /c{caller}/{i}"));
-                }
-            }));
-            await Task.WhenAll(callers);
-
-            // 8 MiB up and back through /echo, and 32 MiB down: bodies stream both ways intact.
-            var upload = RandomNumberGenerator.GetBytes(8 * 1024 * 1024);
-            using (var echoed = await client.PostAsync(new Uri("/echo", UriKind.Relative), new ByteArrayContent(upload)))
-            {
-                Assert.That(echoed.StatusCode, Is.EqualTo(HttpStatusCode.OK));
-                Assert.That((await echoed.Content.ReadAsByteArrayAsync()).AsSpan().SequenceEqual(upload), Is.True, "echoed body");
+                Assert.That(await client.GetStringAsync(new Uri($"/c{caller}/{i}", UriKind.Relative)), Is.EqualTo($"T GET /c{caller}/{i}"));
             }
+        }));
+        await Task.WhenAll(callers);
 
-            // The loops start with the first connection.
-            if (epollAvailable)
-            {
-                Assert.That(ThreadNames(router.Pid).Any(name => name.StartsWith("Router epoll", StringComparison.Ordinal)),
-                    Is.EqualTo(transport == "epoll"), "epoll loop threads exist exactly when that transport is on");
-            }
+        // 8 MiB up and back through /echo, and 32 MiB down: bodies stream both ways intact.
+        var upload = RandomNumberGenerator.GetBytes(8 * 1024 * 1024);
+        using (var echoed = await client.PostAsync(new Uri("/echo", UriKind.Relative), new ByteArrayContent(upload)))
+        {
+            Assert.That(echoed.StatusCode, Is.EqualTo(HttpStatusCode.OK));
+            Assert.That((await echoed.Content.ReadAsByteArrayAsync()).AsSpan().SequenceEqual(upload), Is.True, "echoed body");
+        }
 
-            var download = await client.GetByteArrayAsync(new Uri("/bytes/33554432", UriKind.Relative));
+        // The loops start with the first connection; on epoll the listener has its own accept thread.
+        if (epollAvailable)
+        {
+            var threads = ThreadNames(router.Pid);
             Assert.Multiple(() =>
             {
-                Assert.That(download, Has.Length.EqualTo(32 * 1024 * 1024));
-                Assert.That(download.AsSpan().IndexOfAnyExcept((byte)'x'), Is.EqualTo(-1));
-
-                // 202 requests over at most 8 client connections: upstream connections are pooled, not one per request.
-                Assert.That(upstream.Requests, Is.EqualTo(202));
-                Assert.That(upstream.AcceptedConnections, Is.LessThanOrEqualTo(10));
+                Assert.That(threads.Any(name => name.StartsWith("Router epoll", StringComparison.Ordinal)),
+                    Is.EqualTo(transport == "epoll"), "epoll loop threads exist exactly when that transport is on");
+                Assert.That(threads.Any(name => name.StartsWith("Router accept", StringComparison.Ordinal)),
+                    Is.EqualTo(transport == "epoll"), "the listener accepts with accept4 on its own thread exactly on epoll");
             });
         }
-        finally
+
+        var download = await client.GetByteArrayAsync(new Uri("/bytes/33554432", UriKind.Relative));
+        Assert.Multiple(() =>
         {
-            dir.Delete(recursive: true);
-        }
+            Assert.That(download, Has.Length.EqualTo(32 * 1024 * 1024));
+            Assert.That(download.AsSpan().IndexOfAnyExcept((byte)'x'), Is.EqualTo(-1));
+
+            // 202 requests over at most 8 client connections: upstream connections are pooled, not one per request.
+            Assert.That(upstream.Requests, Is.EqualTo(202));
+            Assert.That(upstream.AcceptedConnections, Is.LessThanOrEqualTo(10));
+        });
     }
 
     private static List<string> ThreadNames(int pid)

@@ -14,6 +14,7 @@ internal sealed class RouterProcess : IAsyncDisposable
 {
     private readonly Process _process;
     private readonly StringBuilder _output = new();
+    private DirectoryInfo? _ownedDirectory;
 
     private RouterProcess(Process process, IPEndPoint endPoint, IPEndPoint admin)
     {
@@ -50,18 +51,60 @@ internal sealed class RouterProcess : IAsyncDisposable
         return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 
+    /// <summary>
+    /// Starts the router on a config file routing every path to <paramref name="upstreamAddress"/>; the file's temporary
+    /// folder goes when the process is disposed.
+    /// </summary>
+    public static async Task<RouterProcess> StartProxyingAsync(
+        string upstreamAddress, IDictionary<string, string>? environment = null, IReadOnlyList<string>? launcher = null)
+    {
+        var dir = Directory.CreateTempSubdirectory("router-process-");
+        try
+        {
+            var config = Path.Combine(dir.FullName, "router.json");
+            await File.WriteAllTextAsync(config, System.Text.Json.JsonSerializer.Serialize(new
+            {
+                routes = new[] { new { id = "r", match = new { pathPrefix = "/" }, cluster = "c" } },
+                clusters = new[] { new { id = "c", destinations = new[] { new { address = upstreamAddress } } } },
+            }));
+            var router = await StartAsync(["--config", config], environment: environment, launcher: launcher);
+            router._ownedDirectory = dir;
+            return router;
+        }
+        catch
+        {
+            dir.Delete(recursive: true);
+            throw;
+        }
+    }
+
     /// <summary>Starts the router with the given arguments plus its listen/admin ports; waits for /ready unless told not to.</summary>
-    public static async Task<RouterProcess> StartAsync(IEnumerable<string> args, bool waitReady = true, IDictionary<string, string>? environment = null)
+    /// <param name="args">The router's arguments.</param>
+    /// <param name="waitReady">Wait for /ready.</param>
+    /// <param name="environment">Extra environment variables.</param>
+    /// <param name="launcher">A command that execs the router in its own process (e.g. <c>prlimit --nofile=…</c>).</param>
+    public static async Task<RouterProcess> StartAsync(
+        IEnumerable<string> args, bool waitReady = true, IDictionary<string, string>? environment = null, IReadOnlyList<string>? launcher = null)
     {
         var listen = new IPEndPoint(IPAddress.Loopback, FreePort());
         var admin = new IPEndPoint(IPAddress.Loopback, FreePort());
         var exe = Path.Combine(ProjectOutput("Router.Net"), "Router.Net");
-        var info = new ProcessStartInfo(exe)
+        var info = new ProcessStartInfo(launcher is { Count: > 0 } ? launcher[0] : exe)
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
         };
+        if (launcher is { Count: > 0 })
+        {
+            for (int i = 1; i < launcher.Count; i++)
+            {
+                info.ArgumentList.Add(launcher[i]);
+            }
+
+            info.ArgumentList.Add(exe);
+        }
+
         foreach (var arg in args)
         {
             info.ArgumentList.Add(arg);
@@ -188,5 +231,6 @@ internal sealed class RouterProcess : IAsyncDisposable
         }
 
         _process.Dispose();
+        _ownedDirectory?.Delete(recursive: true);
     }
 }

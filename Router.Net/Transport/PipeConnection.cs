@@ -35,8 +35,8 @@ internal abstract class PipeConnection : ITransportConnection
     protected string? _closeReason;
 
     /// <param name="socket">
-    /// The connected socket; null for a connection that owns only a descriptor (an epoll connection accepted with
-    /// accept4), which then overrides the socket operations below.
+    /// The connected socket; null for a connection that owns only a descriptor (an epoll connection, accepted with
+    /// accept4 or opened with our own connect), which then overrides the socket operations below.
     /// </param>
     /// <param name="inputPipe">False when the subclass reads the socket on demand itself (<see cref="SocketReader"/>).</param>
     protected PipeConnection(Socket? socket, bool inputPipe = true)

@@ -27,7 +27,6 @@ internal class SocketWriter : PipeWriter
 
     private readonly PipeConnection _connection;
     private readonly Socket? _socket;
-    private readonly SafeSocketHandle _handle;
     private byte[]? _buffer;
     private int _written;
     private bool _failed;
@@ -39,9 +38,12 @@ internal class SocketWriter : PipeWriter
     public SocketWriter(PipeConnection connection, SafeSocketHandle handle, Socket? socket)
     {
         _connection = connection;
-        _handle = handle;
+        Handle = handle;
         _socket = socket;
     }
+
+    /// <summary>The socket's descriptor.</summary>
+    protected SafeSocketHandle Handle { get; }
 
     public override Memory<byte> GetMemory(int sizeHint = 0)
     {
@@ -150,7 +152,7 @@ internal class SocketWriter : PipeWriter
     /// What the kernel takes of <paramref name="data"/> at once, without waiting: one direct non-blocking send on Linux
     /// (<see cref="NativeSend"/>), nothing elsewhere (every send then takes <see cref="SendWaitingAsync"/>).
     /// </summary>
-    private int SendNow(ReadOnlySpan<byte> data) => NativeSend.Supported ? NativeSend.TrySend(_handle, data) : 0;
+    private int SendNow(ReadOnlySpan<byte> data) => NativeSend.Supported ? NativeSend.TrySend(Handle, data) : 0;
 
     /// <summary>
     /// Sends some of <paramref name="data"/> (at least one byte), waiting until the socket can take it; the caller

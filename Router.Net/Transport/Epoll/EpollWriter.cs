@@ -7,13 +7,11 @@ namespace Router.Net.Transport.Epoll;
 /// <summary>A <see cref="SocketWriter"/> on an epoll-registered socket: when the socket buffer is full it waits for the write edge.</summary>
 internal sealed class EpollWriter : SocketWriter, IValueTaskSource<int>
 {
-    private readonly SafeSocketHandle _handle;
     private Readiness _writable;
 
     public EpollWriter(PipeConnection connection, SafeSocketHandle handle)
         : base(connection, handle, socket: null)
     {
-        _handle = handle;
     }
 
     /// <summary>From the loop: a writable edge (or an abort).</summary>
@@ -28,7 +26,7 @@ internal sealed class EpollWriter : SocketWriter, IValueTaskSource<int>
         while (true)
         {
             int sequence = _writable.Sequence;
-            int sent = NativeSend.TrySend(_handle, data.Span, out int errno);
+            int sent = NativeSend.TrySend(Handle, data.Span, out int errno);
             if (sent > 0)
             {
                 return sent;

@@ -26,7 +26,7 @@ internal sealed partial class ProxyConnection
     // copied behind the head so a small response still leaves in one send.
     private const int DirectSendMin = 16 * 1024;
 
-    private async Task ProcessRequestsAsync(Action? closed)
+    private async Task ProcessRequestsAsync()
     {
         try
         {
@@ -56,7 +56,7 @@ internal sealed partial class ProxyConnection
         }
         finally
         {
-            await CloseAsync(closed).ConfigureAwait(false);
+            await CloseAsync().ConfigureAwait(false);
         }
     }
 

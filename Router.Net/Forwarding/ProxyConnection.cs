@@ -26,6 +26,7 @@ internal sealed partial class ProxyConnection
     private readonly HttpRequestHead _request = new();
     private readonly byte[] _clientAddress;
     private readonly bool _https;
+    private readonly Action? _closed;
 
     private ChunkedDecoder _requestChunks;
     private ChunkedDecoder _responseChunks;
@@ -62,27 +63,32 @@ internal sealed partial class ProxyConnection
     private int _bodyRateActive;
     private int _bodyTooSlow;
 
-    public ProxyConnection(ProxyRuntime runtime, ITransportConnection client, bool https)
+    /// <param name="runtime">The router's shared state.</param>
+    /// <param name="client">The client connection, owned from now on.</param>
+    /// <param name="https">True on a TLS listener.</param>
+    /// <param name="closed">Called once the connection closed (the listener's slot back), or null.</param>
+    public ProxyConnection(ProxyRuntime runtime, ITransportConnection client, bool https, Action? closed = null)
     {
         _runtime = runtime;
         _client = client;
         _https = https;
+        _closed = closed;
         _clientAddress = client.FormatRemoteAddress();
     }
 
-    /// <summary>Serves the connection until it closes, then calls <paramref name="closed"/> (the listener's slot back).</summary>
+    /// <summary>Serves the connection until it closes, then calls the <c>closed</c> callback given at construction.</summary>
     /// <remarks>
     /// The request loop is the connection's one long-lived async method (no wrapper awaiting it), and it is small: an
     /// idle keep-alive connection holds it and the transport's wait, nothing per request.
     /// </remarks>
-    public Task RunAsync(Action? closed = null)
+    public Task RunAsync()
     {
         _runtime.Register(this);
         _client.Start();
-        return ProcessRequestsAsync(closed);
+        return ProcessRequestsAsync();
     }
 
-    private async ValueTask CloseAsync(Action? closed)
+    private async ValueTask CloseAsync()
     {
         _runtime.Unregister(this);
         _request.Release();
@@ -98,7 +104,7 @@ internal sealed partial class ProxyConnection
         }
         finally
         {
-            closed?.Invoke();
+            _closed?.Invoke();
         }
     }
 

@@ -173,19 +173,34 @@ internal sealed class ProxyConnectionHandler : IConnectionHandler
     /// <summary>Plain listeners on the epoll transport accept with accept4 (no runtime socket per connection).</summary>
     public bool TakesEpollConnections => _tls is null && EpollTransport.Enabled;
 
-    public void OnConnection(Socket socket) => _ = Create(socket).RunAsync();
+    public void OnConnection(Socket socket) => _ = Create(socket, closed: null).RunAsync();
 
     /// <summary>Runs the connection and gives its slot back (to the listener's <see cref="ConnectionGate"/>) once it closed.</summary>
-    public void OnConnection(Socket socket, Action closed) => _ = Create(socket).RunAsync(closed);
+    public void OnConnection(Socket socket, Action closed) => _ = Create(socket, closed).RunAsync();
 
-    public void OnConnection(ITransportConnection connection, Action? closed) =>
-        _ = new ProxyConnection(_runtime, connection, https: false).RunAsync(closed);
+    /// <summary>
+    /// An epoll connection starts on its loop thread, at the edge its registration reports, not on the accept thread:
+    /// its first request is then handled on the thread that serves the connection (and opens or reuses upstream
+    /// connections there), and the accept thread only accepts.
+    /// </summary>
+    public void OnConnection(ITransportConnection connection, Action? closed)
+    {
+        var proxy = new ProxyConnection(_runtime, connection, https: false, closed);
+        if (connection is EpollConnection epoll)
+        {
+            epoll.StartOnLoop(static state => _ = ((ProxyConnection)state).RunAsync(), proxy);
+        }
+        else
+        {
+            _ = proxy.RunAsync();
+        }
+    }
 
-    private ProxyConnection Create(Socket socket)
+    private ProxyConnection Create(Socket socket, Action? closed)
     {
         ITransportConnection transport = _tls is not null
             ? TlsConnection.Accept(socket, _tls)
             : new SocketConnection(socket, directInput: true);
-        return new ProxyConnection(_runtime, transport, https: _tls is not null);
+        return new ProxyConnection(_runtime, transport, https: _tls is not null, closed);
     }
 }

@@ -22,14 +22,14 @@ internal static partial class NativeSend
         && (RuntimeInformation.ProcessArchitecture is Architecture.X64 or Architecture.Arm64);
 
     /// <summary>Bytes the kernel took (possibly fewer than asked), or 0 when it took none or failed.</summary>
-    public static int TrySend(SafeSocketHandle socket, ReadOnlySpan<byte> data)
+    public static int TrySend(SafeHandle socket, ReadOnlySpan<byte> data)
     {
         int sent = TrySend(socket, data, out _);
         return sent > 0 ? sent : 0;
     }
 
     /// <summary>Bytes the kernel took, or -1 with <paramref name="errno"/> set (EAGAIN when the socket buffer is full).</summary>
-    public static unsafe int TrySend(SafeSocketHandle socket, ReadOnlySpan<byte> data, out int errno)
+    public static unsafe int TrySend(SafeHandle socket, ReadOnlySpan<byte> data, out int errno)
     {
         fixed (byte* p = data)
         {
@@ -40,5 +40,5 @@ internal static partial class NativeSend
     }
 
     [LibraryImport("libc", EntryPoint = "send", SetLastError = true)]
-    private static unsafe partial nint Send(SafeSocketHandle socket, byte* buffer, nint length, int flags);
+    private static unsafe partial nint Send(SafeHandle socket, byte* buffer, nint length, int flags);
 }

@@ -2,6 +2,7 @@ using System.Buffers;
 using System.IO.Pipelines;
 using System.Net.Sockets;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 
 namespace Router.Net.Transport;
 
@@ -35,7 +36,7 @@ internal class SocketWriter : PipeWriter
     /// <param name="connection">The connection written to.</param>
     /// <param name="handle">The socket's descriptor, for direct sends.</param>
     /// <param name="socket">The runtime socket for sends that wait; null when a subclass overrides <see cref="SendWaitingAsync"/>.</param>
-    public SocketWriter(PipeConnection connection, SafeSocketHandle handle, Socket? socket)
+    public SocketWriter(PipeConnection connection, SafeHandle handle, Socket? socket)
     {
         _connection = connection;
         Handle = handle;
@@ -43,7 +44,7 @@ internal class SocketWriter : PipeWriter
     }
 
     /// <summary>The socket's descriptor.</summary>
-    protected SafeSocketHandle Handle { get; }
+    protected SafeHandle Handle { get; }
 
     public override Memory<byte> GetMemory(int sizeHint = 0)
     {

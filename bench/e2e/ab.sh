@@ -5,7 +5,8 @@
 #   VARIANTS="name|ENV=1 ENV2=2;other|BIN=/path/to/Router.Net" bench/e2e/ab.sh
 #
 # Each variant is a router process; BIN= picks its binary (default: the Release build), other words are environment
-# settings. Knobs: C (connections, 64), D (seconds per measurement, 8), ROUNDS (2), PATHQ (/ or /1m), BASE (19180).
+# settings. Knobs: C (connections, 64), D (seconds per measurement, 8), ROUNDS (2), PATHQ (/ or /1m), BASE (19180),
+# HEADER (one extra request header for wrk, e.g. "Connection: close" for a new connection per request).
 # Prints one line per round and target: rps, p99, transfer/s, CPU µs per request (utime+stime ÷ requests).
 set -u
 cd "$(dirname "$0")/../.."
@@ -37,11 +38,12 @@ for n in "${NAMES[@]}"; do
     for _ in $(seq 75); do curl -s -o /dev/null "http://127.0.0.1:${PORTOF[$n]}/" && break; sleep 0.2; done
 done
 ticks() { local s=0 p; for p in $(pgrep -P "$1") "$1"; do s=$((s + $(awk '{print $14+$15}' "/proc/$p/stat"))); done; echo "$s"; }
-for n in "${NAMES[@]}"; do wrk -t2 -c"$C" -d3s "http://127.0.0.1:${PORTOF[$n]}$PATHQ" >/dev/null; done
+HDR=(); if [ -n "${HEADER:-}" ]; then HDR=(-H "$HEADER"); fi
+for n in "${NAMES[@]}"; do wrk -t2 -c"$C" -d3s "${HDR[@]}" "http://127.0.0.1:${PORTOF[$n]}$PATHQ" >/dev/null; done
 for round in $(seq "$R"); do
     for n in "${NAMES[@]}"; do
         t0=$(ticks "${PIDOF[$n]}")
-        out=$(wrk -t2 -c"$C" -d"${D}s" --latency "http://127.0.0.1:${PORTOF[$n]}$PATHQ")
+        out=$(wrk -t2 -c"$C" -d"${D}s" --latency "${HDR[@]}" "http://127.0.0.1:${PORTOF[$n]}$PATHQ")
         t1=$(ticks "${PIDOF[$n]}")
         req=$(echo "$out" | awk '/requests in/ {print $1}')
         echo "r$round $n c$C rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}') p99=$(echo "$out" | awk '$1=="99%" {print $2}')" \

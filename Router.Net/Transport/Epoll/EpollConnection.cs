@@ -1,6 +1,7 @@
 using System.IO.Pipelines;
 using System.Net;
 using System.Net.Sockets;
+using System.Runtime.InteropServices;
 
 namespace Router.Net.Transport.Epoll;
 
@@ -15,6 +16,8 @@ internal sealed class EpollConnection : PipeConnection
     private readonly EpollReader _reader;
     private readonly EpollWriter _writer;
     private readonly byte[] _remoteAddress;
+    private Action<object>? _starter;
+    private object? _starterState;
     private int _registered;
     private int _hangUp;
 
@@ -24,7 +27,7 @@ internal sealed class EpollConnection : PipeConnection
     /// <param name="loop">The loop serving it.</param>
     /// <remarks>No runtime <see cref="Socket"/> is made: it would cost an object, endpoints and, on the runtime's own
     /// paths, an async context per socket, none of which this transport uses.</remarks>
-    public EpollConnection(SafeSocketHandle handle, byte[] remoteAddress, EpollLoop loop)
+    public EpollConnection(SafeHandle handle, byte[] remoteAddress, EpollLoop loop)
         : base(socket: null, inputPipe: false)
     {
         Handle = handle;
@@ -39,7 +42,7 @@ internal sealed class EpollConnection : PipeConnection
     /// <summary>Slot and generation in the loop's table (the epoll data word).</summary>
     public ulong Token { get; set; }
 
-    public SafeSocketHandle Handle { get; }
+    public SafeHandle Handle { get; }
 
     public override PipeReader Input => _reader;
 
@@ -116,9 +119,30 @@ internal sealed class EpollConnection : PipeConnection
         }
     }
 
+    /// <summary>
+    /// Registers with the loop and runs <paramref name="start"/>(<paramref name="state"/>) on the loop thread at the
+    /// first edge, which registration reports at once (a new connection is writable): the connection's work begins on
+    /// the thread that serves it, not on the caller's (the listener's accept thread).
+    /// </summary>
+    public void StartOnLoop(Action<object> start, object state)
+    {
+        _starterState = state;
+        Volatile.Write(ref _starter, start);
+        Start();
+    }
+
     /// <summary>From the loop: an edge. Resumes the waiting reader and writer inline on the loop thread.</summary>
     public void OnEvents(uint events)
     {
+        if (_starter is { } starter)
+        {
+            // First edge of a connection started on its loop: start it before the edge wakes its (first) wait.
+            _starter = null;
+            var state = _starterState!;
+            _starterState = null;
+            starter(state);
+        }
+
         if ((events & (EpollNative.EPOLLRDHUP | EpollNative.EPOLLHUP | EpollNative.EPOLLERR)) != 0)
         {
             Volatile.Write(ref _hangUp, 1);

@@ -48,7 +48,7 @@ internal static unsafe partial class EpollNative
     public static partial int EpollCreate(int flags);
 
     [LibraryImport("libc", EntryPoint = "epoll_ctl", SetLastError = true)]
-    public static partial int EpollCtl(int epfd, int op, SafeSocketHandle fd, EpollEvent* ev);
+    public static partial int EpollCtl(int epfd, int op, SafeHandle fd, EpollEvent* ev);
 
     [LibraryImport("libc", EntryPoint = "epoll_ctl", SetLastError = true)]
     public static partial int EpollCtlRaw(int epfd, int op, int fd, EpollEvent* ev);
@@ -57,19 +57,19 @@ internal static unsafe partial class EpollNative
     public static partial int EpollWait(int epfd, EpollEvent* events, int maxEvents, int timeout);
 
     [LibraryImport("libc", EntryPoint = "recv", SetLastError = true)]
-    public static partial nint Recv(SafeSocketHandle fd, byte* buffer, nint length, int flags);
+    public static partial nint Recv(SafeHandle fd, byte* buffer, nint length, int flags);
 
     [LibraryImport("libc", EntryPoint = "send", SetLastError = true)]
-    public static partial nint Send(SafeSocketHandle fd, byte* buffer, nint length, int flags);
+    public static partial nint Send(SafeHandle fd, byte* buffer, nint length, int flags);
 
     [LibraryImport("libc", EntryPoint = "ioctl", SetLastError = true)]
-    private static partial int Ioctl(SafeSocketHandle fd, nuint request, int* argument);
+    private static partial int Ioctl(SafeHandle fd, nuint request, int* argument);
 
     /// <summary>
     /// O_NONBLOCK through ioctl(FIONBIO), not <c>Socket.Blocking</c>: the runtime would create its async context for
     /// the socket (about 220 bytes per connection) that this transport never uses.
     /// </summary>
-    public static void SetNonBlocking(SafeSocketHandle fd)
+    public static void SetNonBlocking(SafeHandle fd)
     {
         int on = 1;
         if (Ioctl(fd, 0x5421 /* FIONBIO */, &on) != 0)
@@ -83,16 +83,16 @@ internal static unsafe partial class EpollNative
     /// <paramref name="address"/> (a sockaddr of *<paramref name="length"/> bytes). -1 with errno on failure.
     /// </summary>
     [LibraryImport("libc", EntryPoint = "accept4", SetLastError = true)]
-    public static partial int Accept4(SafeSocketHandle fd, byte* address, int* length, int flags);
+    public static partial int Accept4(SafeHandle fd, byte* address, int* length, int flags);
 
     [LibraryImport("libc", EntryPoint = "socket", SetLastError = true)]
     private static partial int Socket(int domain, int type, int protocol);
 
     [LibraryImport("libc", EntryPoint = "connect", SetLastError = true)]
-    private static partial int Connect(SafeSocketHandle fd, byte* address, int length);
+    private static partial int Connect(SafeHandle fd, byte* address, int length);
 
     /// <summary>A new non-blocking TCP socket for <paramref name="family"/>, owned by the returned handle.</summary>
-    public static SafeSocketHandle OpenStream(AddressFamily family)
+    public static SocketDescriptor OpenStream(AddressFamily family)
     {
         const int SockStream = 1;
         int domain = family == AddressFamily.InterNetworkV6 ? 10 /* AF_INET6 */ : 2 /* AF_INET */;
@@ -102,14 +102,14 @@ internal static unsafe partial class EpollNative
             throw new SocketException((int)ToSocketError(Marshal.GetLastPInvokeError()));
         }
 
-        return new SafeSocketHandle(fd, ownsHandle: true);
+        return new SocketDescriptor(fd);
     }
 
     /// <summary>
     /// Starts a non-blocking connect to <paramref name="endPoint"/>: 0 when it finished at once, EINPROGRESS while it
     /// runs (the first write edge says it ended; SO_ERROR says how), else the errno of the failure.
     /// </summary>
-    public static int StartConnect(SafeSocketHandle fd, IPEndPoint endPoint)
+    public static int StartConnect(SafeHandle fd, IPEndPoint endPoint)
     {
         // struct sockaddr_in / sockaddr_in6: family (host order), port (network order), then the address.
         byte* address = stackalloc byte[28];
@@ -143,30 +143,30 @@ internal static unsafe partial class EpollNative
     }
 
     [LibraryImport("libc", EntryPoint = "shutdown", SetLastError = true)]
-    public static partial int Shutdown(SafeSocketHandle fd, int how);
+    public static partial int Shutdown(SafeHandle fd, int how);
 
     [LibraryImport("libc", EntryPoint = "setsockopt", SetLastError = true)]
-    private static partial int SetSockOpt(SafeSocketHandle fd, int level, int name, void* value, int length);
+    private static partial int SetSockOpt(SafeHandle fd, int level, int name, void* value, int length);
 
     /// <summary>TCP_NODELAY on: responses leave as they are written, not held for Nagle.</summary>
-    public static void SetNoDelay(SafeSocketHandle fd)
+    public static void SetNoDelay(SafeHandle fd)
     {
         int on = 1;
         SetSockOpt(fd, 6 /* IPPROTO_TCP */, 1 /* TCP_NODELAY */, &on, sizeof(int));
     }
 
     /// <summary>SO_LINGER {on, 0}: the close that follows sends a reset instead of a FIN (an abort).</summary>
-    public static void SetResetOnClose(SafeSocketHandle fd)
+    public static void SetResetOnClose(SafeHandle fd)
     {
         var linger = stackalloc int[2] { 1, 0 };
         SetSockOpt(fd, 1 /* SOL_SOCKET */, 13 /* SO_LINGER */, linger, 2 * sizeof(int));
     }
 
     [LibraryImport("libc", EntryPoint = "getsockopt", SetLastError = true)]
-    private static partial int GetSockOpt(SafeSocketHandle fd, int level, int name, int* value, int* length);
+    private static partial int GetSockOpt(SafeHandle fd, int level, int name, int* value, int* length);
 
     /// <summary>SO_ERROR: 0 when a non-blocking connect succeeded, else its errno (-1 when the call itself failed).</summary>
-    public static int PendingError(SafeSocketHandle fd)
+    public static int PendingError(SafeHandle fd)
     {
         int value = 0;
         int length = sizeof(int);

@@ -14,12 +14,12 @@ namespace Router.Net.Transport.Epoll;
 internal sealed class EpollReader : DirectReader, IValueTaskSource<int>
 {
     private readonly EpollConnection _connection;
-    private readonly SafeSocketHandle _handle;
+    private readonly SafeHandle _handle;
     private Readiness _readable;
     // Registration reports the socket's state as a first edge, so a new connection waits for that edge before reading.
     private int _drainedAt;
 
-    public EpollReader(EpollConnection connection, SafeSocketHandle handle)
+    public EpollReader(EpollConnection connection, SafeHandle handle)
         : base(connection)
     {
         _connection = connection;

@@ -24,7 +24,7 @@ internal static class EpollTransport
     /// (about 560 bytes per connection through <see cref="Socket.AcceptAsync()"/>). Null with <paramref name="errno"/>
     /// when accept4 failed.
     /// </summary>
-    public static unsafe EpollConnection? Accept(SafeSocketHandle listener, out int errno)
+    public static unsafe EpollConnection? Accept(SafeHandle listener, out int errno)
     {
         const int SockaddrStorage = 128;
         byte* address = stackalloc byte[SockaddrStorage];
@@ -37,7 +37,7 @@ internal static class EpollTransport
         }
 
         errno = 0;
-        var handle = new SafeSocketHandle(fd, ownsHandle: true);
+        var handle = new SocketDescriptor(fd);
         try
         {
             return new EpollConnection(handle, AddressText.Format(new ReadOnlySpan<byte>(address, Math.Min(length, SockaddrStorage))), NextLoop());

@@ -1,6 +1,7 @@
 using System.Net.Sockets;
 using System.Runtime.CompilerServices;
 using System.Threading.Tasks.Sources;
+using System.Runtime.InteropServices;
 
 namespace Router.Net.Transport.Epoll;
 
@@ -9,7 +10,7 @@ internal sealed class EpollWriter : SocketWriter, IValueTaskSource<int>
 {
     private Readiness _writable;
 
-    public EpollWriter(PipeConnection connection, SafeSocketHandle handle)
+    public EpollWriter(PipeConnection connection, SafeHandle handle)
         : base(connection, handle, socket: null)
     {
     }

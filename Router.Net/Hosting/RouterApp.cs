@@ -84,9 +84,10 @@ internal static partial class RouterApp
         var logger = loggerFactory.CreateLogger("Router");
 
         // A client connection can hold two descriptors (itself and its upstream connection), plus some for the rest.
-        if (DescriptorLimit.Raise() is long descriptors && (2L * options.MaxConnections) + 256 > descriptors)
+        long descriptorsNeeded = (2L * options.MaxConnections) + 256;
+        if (DescriptorLimit.Raise() is long descriptors && descriptorsNeeded > descriptors)
         {
-            LogDescriptorsShort(logger, options.MaxConnections, (2L * options.MaxConnections) + 256, descriptors);
+            LogDescriptorsShort(logger, options.MaxConnections, descriptorsNeeded, descriptors);
         }
 
         var hostOptions = new RouterHostOptions

@@ -12,20 +12,7 @@ internal static class AddressText
 
     private static readonly byte[] s_unknown = "unknown"u8.ToArray();
 
-    public static byte[] Format(EndPoint? endPoint)
-    {
-        if (endPoint is IPEndPoint ip)
-        {
-            var address = ip.Address.IsIPv4MappedToIPv6 ? ip.Address.MapToIPv4() : ip.Address;
-
-            // Formatted straight to ASCII bytes: IPAddress.ToString() would cache a string in the address, kept for
-            // the connection's life.
-            Span<byte> text = stackalloc byte[64];
-            return address.TryFormat(text, out int written) ? text[..written].ToArray() : Encoding.ASCII.GetBytes(address.ToString());
-        }
-
-        return s_unknown;
-    }
+    public static byte[] Format(EndPoint? endPoint) => endPoint is IPEndPoint ip ? Format(ip.Address) : s_unknown;
 
     /// <summary>
     /// From a Linux <c>sockaddr_in</c>/<c>sockaddr_in6</c> as accept4 filled it in; an IPv4-mapped IPv6 address reads
@@ -52,10 +39,23 @@ internal static class AddressText
                 return FormatIPv4(bytes[12..]);
             }
 
-            return Format(new IPEndPoint(new IPAddress(bytes), 0));
+            return Format(new IPAddress(bytes));
         }
 
         return s_unknown;
+    }
+
+    private static byte[] Format(IPAddress address)
+    {
+        if (address.IsIPv4MappedToIPv6)
+        {
+            address = address.MapToIPv4();
+        }
+
+        // Formatted straight to ASCII bytes: IPAddress.ToString() would cache a string in the address, kept for the
+        // connection's life.
+        Span<byte> text = stackalloc byte[64];
+        return address.TryFormat(text, out int written) ? text[..written].ToArray() : Encoding.ASCII.GetBytes(address.ToString());
     }
 
     private static byte[] FormatIPv4(ReadOnlySpan<byte> address)

@@ -117,7 +117,7 @@ internal abstract class PipeConnection : ITransportConnection
     /// <summary>Closes the socket at once (a reset to the peer): every pending read and write, TLS ones included, fails and both loops end.</summary>
     public void Abort(string reason)
     {
-        Interlocked.CompareExchange(ref _closeReason, reason, null);
+        RecordClose(reason);
         if (Interlocked.Exchange(ref _aborted, 1) != 0)
         {
             return;
@@ -157,7 +157,7 @@ internal abstract class PipeConnection : ITransportConnection
         bool graceful = Interlocked.Exchange(ref _aborted, 1) == 0;
         if (graceful)
         {
-            Interlocked.CompareExchange(ref _closeReason, "closed", null);
+            RecordClose("closed");
         }
 
         try
@@ -186,13 +186,13 @@ internal abstract class PipeConnection : ITransportConnection
         string? code = SocketErrorOf(ex);
         if (code is not null)
         {
-            Interlocked.CompareExchange(ref _closeReason, "receive: " + code, null);
+            RecordClose("receive: " + code);
             return Volatile.Read(ref _aborted) != 0 ? null : new ConnectionResetException(code, ex);
         }
 
         if (ex is ObjectDisposedException)
         {
-            Interlocked.CompareExchange(ref _closeReason, "aborted", null);
+            RecordClose("aborted");
             return null;
         }
 
@@ -219,7 +219,7 @@ internal abstract class PipeConnection : ITransportConnection
         string? code = SocketErrorOf(ex);
         if (code is not null)
         {
-            Interlocked.CompareExchange(ref _closeReason, "send: " + code, null);
+            RecordClose("send: " + code);
             return new ConnectionResetException(code, ex);
         }
 

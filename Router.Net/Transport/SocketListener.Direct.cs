@@ -10,11 +10,6 @@ namespace Router.Net.Transport;
 // connection costs its descriptor's handle and its formatted address. One thread per listener is cheap next to that.
 internal sealed partial class SocketListener
 {
-    // accept4 errors: the connection went away before we took it, or a signal; try the next one.
-    private const int EINTR = 4;
-    private const int EPROTO = 71;
-    private const int ECONNABORTED = 103;
-
     private Task StartDirectAcceptThread()
     {
         var stopped = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -65,8 +60,9 @@ internal sealed partial class SocketListener
                         break;
                     }
 
-                    if (errno is EINTR or EPROTO or ECONNABORTED)
+                    if (errno is EpollNative.EINTR or EpollNative.EPROTO or EpollNative.ECONNABORTED)
                     {
+                        // The connection went away before we took it, or a signal: try the next one.
                         continue;
                     }
 

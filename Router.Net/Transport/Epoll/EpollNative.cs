@@ -5,7 +5,10 @@ using System.Runtime.InteropServices;
 
 namespace Router.Net.Transport.Epoll;
 
-/// <summary>The few Linux calls the epoll transport makes itself: epoll, socket/connect/accept, non-blocking recv/send, and socket options.</summary>
+/// <summary>
+/// The few Linux calls the epoll transport makes itself: epoll, socket/connect/accept, non-blocking recv, and socket
+/// options (sends go through <see cref="NativeSend"/>, shared with the runtime-socket transport).
+/// </summary>
 internal static unsafe partial class EpollNative
 {
     public const uint EPOLLIN = 0x001;
@@ -20,10 +23,11 @@ internal static unsafe partial class EpollNative
 
     public const int MsgPeek = 0x02;
     public const int MsgDontWait = 0x40;
-    public const int MsgNoSignal = 0x4000;
 
     public const int EINTR = 4;
     public const int EAGAIN = 11;
+    public const int EPROTO = 71;
+    public const int ECONNABORTED = 103;
     public const int EINPROGRESS = 115;
 
     public const int SockNonBlock = 0x800;
@@ -50,33 +54,11 @@ internal static unsafe partial class EpollNative
     [LibraryImport("libc", EntryPoint = "epoll_ctl", SetLastError = true)]
     public static partial int EpollCtl(int epfd, int op, SafeHandle fd, EpollEvent* ev);
 
-    [LibraryImport("libc", EntryPoint = "epoll_ctl", SetLastError = true)]
-    public static partial int EpollCtlRaw(int epfd, int op, int fd, EpollEvent* ev);
-
     [LibraryImport("libc", EntryPoint = "epoll_wait", SetLastError = true)]
     public static partial int EpollWait(int epfd, EpollEvent* events, int maxEvents, int timeout);
 
     [LibraryImport("libc", EntryPoint = "recv", SetLastError = true)]
     public static partial nint Recv(SafeHandle fd, byte* buffer, nint length, int flags);
-
-    [LibraryImport("libc", EntryPoint = "send", SetLastError = true)]
-    public static partial nint Send(SafeHandle fd, byte* buffer, nint length, int flags);
-
-    [LibraryImport("libc", EntryPoint = "ioctl", SetLastError = true)]
-    private static partial int Ioctl(SafeHandle fd, nuint request, int* argument);
-
-    /// <summary>
-    /// O_NONBLOCK through ioctl(FIONBIO), not <c>Socket.Blocking</c>: the runtime would create its async context for
-    /// the socket (about 220 bytes per connection) that this transport never uses.
-    /// </summary>
-    public static void SetNonBlocking(SafeHandle fd)
-    {
-        int on = 1;
-        if (Ioctl(fd, 0x5421 /* FIONBIO */, &on) != 0)
-        {
-            throw new SocketException((int)ToSocketError(Marshal.GetLastPInvokeError()));
-        }
-    }
 
     /// <summary>
     /// accept4(2): the next connection as a new non-blocking descriptor, with the peer's address in

@@ -62,19 +62,23 @@ internal abstract class PipeConnection : ITransportConnection
     public virtual byte[] FormatRemoteAddress() => AddressText.Format(RemoteEndPoint);
 
     /// <summary>Shuts the receive side, which wakes a pending receive (<see cref="DirectReader.CancelPendingRead"/>).</summary>
-    internal virtual void ShutdownReceive() => Shutdown(SocketShutdown.Receive);
+    internal void ShutdownReceive() => Shutdown(SocketShutdown.Receive);
 
     /// <summary>Shuts the send side: a FIN after everything written (<see cref="SocketWriter"/>'s completion).</summary>
-    internal virtual void ShutdownSend() => Shutdown(SocketShutdown.Send);
+    internal void ShutdownSend() => Shutdown(SocketShutdown.Send);
 
     /// <summary>Closes with a reset, at once (<see cref="Abort"/>).</summary>
     protected virtual void CloseAbortively() => Socket.Close(0);
 
+    /// <summary>shutdown(2) on the transport; the caller ignores a socket already closed or reset.</summary>
+    protected virtual void ShutdownSocket(SocketShutdown how) => Socket.Shutdown(how);
+
     private void Shutdown(SocketShutdown how)
     {
+        // Racing an abort (the heartbeat, a failed send) is normal here: a closed or reset socket needs no shutdown.
         try
         {
-            Socket.Shutdown(how);
+            ShutdownSocket(how);
         }
         catch (SocketException)
         {

@@ -177,9 +177,8 @@ internal sealed class EpollConnection : PipeConnection
 
     public override byte[] FormatRemoteAddress() => _remoteAddress;
 
-    internal override void ShutdownReceive() => EpollNative.Shutdown(Handle, EpollNative.ShutRd);
-
-    internal override void ShutdownSend() => EpollNative.Shutdown(Handle, EpollNative.ShutWr);
+    protected override void ShutdownSocket(SocketShutdown how) =>
+        EpollNative.Shutdown(Handle, how == SocketShutdown.Receive ? EpollNative.ShutRd : EpollNative.ShutWr);
 
     protected override void CloseAbortively()
     {

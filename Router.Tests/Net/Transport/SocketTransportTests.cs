@@ -210,6 +210,26 @@ public sealed class SocketTransportTests
         });
     }
 
+    [TestCase(Kind.SocketDirect)]
+    [TestCase(Kind.Epoll)]
+    public async Task AfterAnAbort_CancellingTheReadAndCompletingTheWriter_DoNotThrow(Kind kind)
+    {
+        // The heartbeat or a failed send can abort a connection while the request path is about to cancel its read
+        // or finish its output: shutting down a socket that is already closed must be a no-op, not an exception.
+        var (peer, connection) = await PairAsync(kind);
+        await using var _ = connection;
+        using var __ = peer;
+        connection.Abort("test abort");
+
+        Assert.Multiple(() =>
+        {
+            Assert.DoesNotThrow(() => connection.Input.CancelPendingRead());
+            Assert.DoesNotThrow(() => connection.ShutdownSend());
+            Assert.That(connection.IsClosed, Is.True);
+            Assert.That(connection.CloseReason, Is.EqualTo("test abort"));
+        });
+    }
+
     [TestCase("127.0.0.1")]
     [TestCase("::1")]
     public async Task EpollConnect_ToAClosedPort_IsRefused_AndToAListener_CarriesBytesBothWays(string address)

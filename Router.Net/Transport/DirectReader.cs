@@ -159,7 +159,8 @@ internal abstract class DirectReader : PipeReader
         {
             if (_start == _end && !_lastReadFilled)
             {
-                // Wait for data without holding a buffer (an idle keep-alive connection spends most of its life here).
+                // Wait for data without holding a buffer (a partly sent head, a body between chunks; an idle keep-alive
+                // connection waits in WaitForInputAsync instead, without this state machine).
                 ReturnBuffer();
                 if (_waitedIdle)
                 {

@@ -80,11 +80,23 @@ internal sealed partial class ProxyConnection
     /// <remarks>
     /// The request loop is the connection's one long-lived async method (no wrapper awaiting it), and it is small: an
     /// idle keep-alive connection holds it and the transport's wait, nothing per request.
+    /// Never throws: a connection that cannot start (its transport fails to register) is closed at once, and the
+    /// <c>closed</c> callback still runs, so the listener's slot comes back.
     /// </remarks>
     public Task RunAsync()
     {
-        _runtime.Register(this);
-        _client.Start();
+        try
+        {
+            _runtime.Register(this);
+            _client.Start();
+        }
+        catch (Exception ex)
+        {
+            LogUnexpected(_runtime.Logger, ex);
+            _client.Abort("start failed");
+            return CloseAsync().AsTask();
+        }
+
         return ProcessRequestsAsync();
     }
 

@@ -79,8 +79,10 @@ internal sealed partial class SocketListener
                 }
                 catch (Exception ex)
                 {
+                    // As on the runtime's accept path: a handler that throws did not take the connection.
                     LogHandlerFailed(_logger, ex);
                     accepted.Abort("handler failed");
+                    _gate?.Release();
                 }
             }
         }

@@ -7,7 +7,10 @@ namespace Router.Net.Transport;
 /// <summary>What a listener hands each accepted socket to.</summary>
 internal interface IConnectionHandler
 {
-    /// <summary>Takes ownership of an accepted socket. Must not block: start the connection's work and return.</summary>
+    /// <summary>
+    /// Takes ownership of an accepted socket. Must not block: start the connection's work and return. A handler that
+    /// throws has not taken the connection: the listener closes it (and, when gated, takes its slot back).
+    /// </summary>
     void OnConnection(Socket socket);
 
     /// <summary>
@@ -145,9 +148,10 @@ internal sealed partial class SocketListener : IAsyncDisposable
             }
             catch (Exception ex)
             {
-                // The handler may or may not have started the connection; only a handler that took it releases.
+                // A handler that throws did not take the connection, so nothing else will give its slot back.
                 LogHandlerFailed(_logger, ex);
                 accepted.Dispose();
+                _gate?.Release();
             }
         }
     }

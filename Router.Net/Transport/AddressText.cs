@@ -16,7 +16,7 @@ internal static class AddressText
 
     /// <summary>
     /// From a Linux <c>sockaddr_in</c>/<c>sockaddr_in6</c> as accept4 filled it in; an IPv4-mapped IPv6 address reads
-    /// as IPv4. IPv4 is formatted by hand, so accepting allocates nothing but the result.
+    /// as IPv4, and an IPv6 scope id is kept. IPv4 is formatted by hand, so accepting allocates nothing but the result.
     /// </summary>
     public static byte[] Format(ReadOnlySpan<byte> sockaddr)
     {
@@ -39,7 +39,9 @@ internal static class AddressText
                 return FormatIPv4(bytes[12..]);
             }
 
-            return Format(new IPAddress(bytes));
+            // A link-local client carries its interface (fe80::1%2), as the runtime's endpoint would show it.
+            uint scope = sockaddr.Length >= 28 ? BinaryPrimitives.ReadUInt32LittleEndian(sockaddr.Slice(24, 4)) : 0;
+            return Format(new IPAddress(bytes, scope));
         }
 
         return s_unknown;

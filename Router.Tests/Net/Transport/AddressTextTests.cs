@@ -39,6 +39,14 @@ public sealed class AddressTextTests
     }
 
     [Test]
+    public void ALinkLocalIPv6Address_KeepsItsScope()
+    {
+        var scoped = new IPAddress(IPAddress.Parse("fe80::1").GetAddressBytes(), 2);
+
+        Assert.That(Encoding.ASCII.GetString(AddressText.Format(SockaddrIn6(scoped))), Is.EqualTo(scoped.ToString()).And.EqualTo("fe80::1%2"));
+    }
+
+    [Test]
     public void AnUnknownFamilyOrATruncatedAddress_IsUnknown()
     {
         var unix = new byte[16];
@@ -82,6 +90,7 @@ public sealed class AddressTextTests
         var bytes = new byte[28];
         bytes[0] = 10;
         address.GetAddressBytes().CopyTo(bytes, 8);
+        BitConverter.TryWriteBytes(bytes.AsSpan(24), (uint)address.ScopeId);
         return bytes;
     }
 }

@@ -179,9 +179,9 @@ internal sealed class ProxyConnectionHandler : IConnectionHandler
     public void OnConnection(Socket socket, Action closed) => _ = Create(socket, closed).RunAsync();
 
     /// <summary>
-    /// An epoll connection starts on its loop thread, at the edge its registration reports, not on the accept thread:
-    /// its first request is then handled on the thread that serves the connection (and opens or reuses upstream
-    /// connections there), and the accept thread only accepts.
+    /// An epoll connection starts on its loop thread, at the edge its registration reports, not on the loop that
+    /// accepted it (connections go to the loops in turn): its first request is then handled on the thread that serves
+    /// the connection, which opens or reuses upstream connections there.
     /// </summary>
     public void OnConnection(ITransportConnection connection, Action? closed)
     {

@@ -24,11 +24,18 @@ internal sealed class ConnectionGate : IDisposable
     /// <summary>Waits for a free slot (immediately below the cap). The caller must <see cref="Release"/> it once.</summary>
     public Task WaitAsync(CancellationToken cancellationToken) => _slots.WaitAsync(cancellationToken);
 
-    /// <summary>Like <see cref="WaitAsync"/>, blocking the calling thread (a dedicated accept thread).</summary>
-    public void Wait(CancellationToken cancellationToken) => _slots.Wait(cancellationToken);
+    /// <summary>Takes a free slot without waiting: false at the cap (an epoll loop must not block).</summary>
+    public bool TryEnter() => _slots.Wait(0);
+
+    /// <summary>Raised after every <see cref="Release"/>: listeners that stopped at the cap without waiting resume here.</summary>
+    public event Action? SlotFreed;
 
     /// <summary>Gives back the slot of a closed (or never started) connection.</summary>
-    public void Release() => _slots.Release();
+    public void Release()
+    {
+        _slots.Release();
+        SlotFreed?.Invoke();
+    }
 
     public void Dispose() => _slots.Dispose();
 }

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 using Microsoft.Extensions.Logging;
+using Router.Net.Transport.Epoll;
 
 namespace Router.Net.Transport;
 
@@ -26,8 +27,8 @@ internal interface IConnectionHandler
 
     /// <summary>
     /// True when the handler takes plain connections already made on the epoll transport
-    /// (<see cref="OnConnection(ITransportConnection, Action?)"/>): the listener then accepts with accept4 on a thread
-    /// of its own and no runtime <see cref="Socket"/> is made per connection.
+    /// (<see cref="OnConnection(ITransportConnection, Action?)"/>): the listener then accepts with accept4 on an epoll
+    /// loop (<see cref="EpollAcceptor"/>) and no runtime <see cref="Socket"/> is made per connection.
     /// </summary>
     bool TakesEpollConnections => false;
 
@@ -39,7 +40,7 @@ internal interface IConnectionHandler
 /// <summary>Accepts sockets on one endpoint and hands them to a handler.</summary>
 /// <remarks>
 /// Two ways to accept: the runtime's <see cref="Socket.AcceptAsync()"/> loop, or, for handlers that take epoll
-/// connections, accept4 on a dedicated thread (<c>SocketListener.Direct.cs</c>).
+/// connections, accept4 on an epoll loop (<see cref="EpollAcceptor"/>).
 /// </remarks>
 internal sealed partial class SocketListener : IAsyncDisposable
 {
@@ -50,6 +51,7 @@ internal sealed partial class SocketListener : IAsyncDisposable
     private readonly Action? _release;
     private readonly CancellationTokenSource _stopping = new();
     private Task _acceptTask = Task.CompletedTask;
+    private EpollAcceptor? _acceptor;
     private int _stopped;
 
     /// <summary>Binds <paramref name="endPoint"/>; accepted sockets go to <paramref name="handler"/>. <paramref name="gate"/> caps open
@@ -86,7 +88,20 @@ internal sealed partial class SocketListener : IAsyncDisposable
     public void Start()
     {
         _socket.Listen(1024);
-        _acceptTask = _handler.TakesEpollConnections ? StartDirectAcceptThread() : AcceptLoopAsync();
+        if (_handler.TakesEpollConnections)
+        {
+            _acceptor = new EpollAcceptor(
+                _socket,
+                _handler,
+                _gate,
+                error => LogAcceptFailed(_logger, EndPoint, error),
+                ex => LogHandlerFailed(_logger, ex));
+            _acceptor.Start();
+        }
+        else
+        {
+            _acceptTask = AcceptLoopAsync();
+        }
     }
 
     private async Task AcceptLoopAsync()
@@ -165,12 +180,7 @@ internal sealed partial class SocketListener : IAsyncDisposable
         }
 
         await _stopping.CancelAsync().ConfigureAwait(false);
-        if (_handler.TakesEpollConnections)
-        {
-            // Closing a descriptor does not wake a thread blocked in accept on it; shutting the listener down does.
-            Epoll.EpollNative.Shutdown(_socket.SafeHandle, Epoll.EpollNative.ShutRdWr);
-        }
-
+        _acceptor?.Stop();
         _socket.Dispose();
         await _acceptTask.ConfigureAwait(false);
         _stopping.Dispose();

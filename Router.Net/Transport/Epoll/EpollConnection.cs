@@ -25,14 +25,19 @@ internal sealed class EpollConnection : PipeConnection
     /// <param name="handle">The connection's descriptor, owned from now on.</param>
     /// <param name="remoteAddress">The peer's address as text (<see cref="AddressText"/>).</param>
     /// <param name="loop">The loop serving it.</param>
+    /// <param name="setNoDelay">False when the descriptor already has TCP_NODELAY (inherited from its listener).</param>
     /// <remarks>No runtime <see cref="Socket"/> is made: it would cost an object, endpoints and, on the runtime's own
     /// paths, an async context per socket, none of which this transport uses.</remarks>
-    public EpollConnection(SafeHandle handle, byte[] remoteAddress, EpollLoop loop)
+    public EpollConnection(SafeHandle handle, byte[] remoteAddress, EpollLoop loop, bool setNoDelay = true)
         : base(socket: null, inputPipe: false)
     {
         Handle = handle;
         _remoteAddress = remoteAddress;
-        EpollNative.SetNoDelay(handle);
+        if (setNoDelay)
+        {
+            EpollNative.SetNoDelay(handle);
+        }
+
         _loop = loop;
         _receiveThread = loop.ThreadId;
         _reader = new EpollReader(this, handle);
@@ -122,7 +127,7 @@ internal sealed class EpollConnection : PipeConnection
     /// <summary>
     /// Registers with the loop and runs <paramref name="start"/>(<paramref name="state"/>) on the loop thread at the
     /// first edge, which registration reports at once (a new connection is writable): the connection's work begins on
-    /// the thread that serves it, not on the caller's (the listener's accept thread).
+    /// the thread that serves it, not on the caller's (the loop that accepted it).
     /// </summary>
     public void StartOnLoop(Action<object> start, object state)
     {

@@ -16,6 +16,11 @@ internal sealed unsafe class EpollLoop
 {
     private const int MaxEvents = 256;
 
+    // Listening sockets carry a token whose slot half is far beyond any slot table (uint.MaxValue - index), so the
+    // per-event lookup below only looks for them when a token matches no connection.
+    private const int MaxAcceptors = 64;
+    private const ulong AcceptorTokenBase = ulong.MaxValue - MaxAcceptors;
+
     [ThreadStatic]
     private static EpollLoop? t_current;
 
@@ -26,6 +31,7 @@ internal sealed unsafe class EpollLoop
     private int _freeCount;
     private int _used;
     private uint _generation;
+    private EpollAcceptor?[] _acceptors = new EpollAcceptor?[MaxAcceptors];
 
     public EpollLoop(int index)
     {
@@ -87,6 +93,51 @@ internal sealed unsafe class EpollLoop
         }
     }
 
+    /// <summary>Adds a listening socket, edge-triggered: each edge drains its backlog on this loop's thread.</summary>
+    public void Register(EpollAcceptor acceptor)
+    {
+        int index;
+        lock (_gate)
+        {
+            index = Array.IndexOf(_acceptors, null);
+            if (index < 0)
+            {
+                throw new InvalidOperationException("too many listeners on one epoll loop");
+            }
+
+            Volatile.Write(ref _acceptors[index], acceptor);
+        }
+
+        var ev = new EpollNative.EpollEvent
+        {
+            Events = EpollNative.EPOLLIN | EpollNative.EPOLLET,
+            Data = ulong.MaxValue - (ulong)index,
+        };
+        if (EpollNative.EpollCtl(_epoll, EpollNative.EpollCtlAdd, acceptor.Handle, &ev) != 0)
+        {
+            int errno = Marshal.GetLastPInvokeError();
+            Volatile.Write(ref _acceptors[index], null);
+            throw new SocketException((int)EpollNative.ToSocketError(errno));
+        }
+    }
+
+    /// <summary>Takes a listening socket out of the epoll set (before it closes); no edge reaches it afterwards.</summary>
+    public void Unregister(EpollAcceptor acceptor)
+    {
+        lock (_gate)
+        {
+            int index = Array.IndexOf(_acceptors, acceptor);
+            if (index < 0)
+            {
+                return;
+            }
+
+            var ev = default(EpollNative.EpollEvent);
+            _ = EpollNative.EpollCtl(_epoll, EpollNative.EpollCtlDel, acceptor.Handle, &ev);
+            Volatile.Write(ref _acceptors[index], null);
+        }
+    }
+
     /// <summary>Frees the slot once the socket is closed (closing the descriptor already took it out of the epoll set).</summary>
     public void Unregister(EpollConnection connection)
     {
@@ -130,10 +181,15 @@ internal sealed unsafe class EpollLoop
             for (int i = 0; i < n; i++)
             {
                 ulong token = events[i].Data;
-                int slot = (int)(uint)token;
-                var connection = slot < slots.Length ? Volatile.Read(ref slots[slot]) : null;
+                uint slot = (uint)token;
+                var connection = slot < (uint)slots.Length ? Volatile.Read(ref slots[slot]) : null;
                 if (connection is null || connection.Token != token)
                 {
+                    if (token > AcceptorTokenBase)
+                    {
+                        Volatile.Read(ref _acceptors[(int)(ulong.MaxValue - token)])?.Drain();
+                    }
+
                     continue;
                 }
 

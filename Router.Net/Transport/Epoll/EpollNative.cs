@@ -19,6 +19,7 @@ internal static unsafe partial class EpollNative
     public const uint EPOLLET = 1u << 31;
 
     public const int EpollCtlAdd = 1;
+    public const int EpollCtlDel = 2;
     public const int EpollCloexec = 0x80000;
 
     public const int MsgPeek = 0x02;
@@ -27,6 +28,7 @@ internal static unsafe partial class EpollNative
     public const int EINTR = 4;
     public const int EAGAIN = 11;
     public const int EPROTO = 71;
+    public const int ENOBUFS = 105;
     public const int ECONNABORTED = 103;
     public const int EINPROGRESS = 115;
 

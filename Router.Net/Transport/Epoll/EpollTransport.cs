@@ -22,9 +22,10 @@ internal static class EpollTransport
     /// Accepts the next connection on <paramref name="listener"/> with accept4 (waiting if the listener blocks), as an
     /// epoll connection on the next loop in turn: no runtime <see cref="Socket"/>, endpoint or accept state is made
     /// (about 560 bytes per connection through <see cref="Socket.AcceptAsync()"/>). Null with <paramref name="errno"/>
-    /// when accept4 failed.
+    /// when accept4 failed. <paramref name="setNoDelay"/>: false when the listener has TCP_NODELAY, which accepted
+    /// sockets inherit on Linux (one setsockopt less per connection).
     /// </summary>
-    public static unsafe EpollConnection? Accept(SafeHandle listener, out int errno)
+    public static unsafe EpollConnection? Accept(SafeHandle listener, out int errno, bool setNoDelay = true)
     {
         const int SockaddrStorage = 128;
         byte* address = stackalloc byte[SockaddrStorage];
@@ -40,13 +41,21 @@ internal static class EpollTransport
         var handle = new SocketDescriptor(fd);
         try
         {
-            return new EpollConnection(handle, AddressText.Format(new ReadOnlySpan<byte>(address, Math.Min(length, SockaddrStorage))), NextLoop());
+            return new EpollConnection(handle, AddressText.Format(new ReadOnlySpan<byte>(address, Math.Min(length, SockaddrStorage))), NextLoop(), setNoDelay);
         }
         catch
         {
             handle.Dispose();
             throw;
         }
+    }
+
+    /// <summary>Registers a listening socket with the next loop in turn, which accepts on it from now on.</summary>
+    public static EpollLoop Register(EpollAcceptor acceptor)
+    {
+        var loop = NextLoop();
+        loop.Register(acceptor);
+        return loop;
     }
 
     /// <summary>The loop to open an upstream connection on: the caller's, so request and response share a thread.</summary>

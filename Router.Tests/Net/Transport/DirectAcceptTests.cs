@@ -12,8 +12,8 @@ using Router.Net.Transport.Epoll;
 namespace Router.Tests.Net.Transport;
 
 /// <summary>
-/// A listener whose handler takes epoll connections accepts with accept4 on a thread of its own: the connections it
-/// hands over work both ways, carry the client's address, and the listener stops even while that thread is blocked.
+/// A listener whose handler takes epoll connections accepts with accept4 on an epoll loop: the connections it hands
+/// over work both ways and carry the client's address; once disposed it accepts nothing more.
 /// </summary>
 public sealed class DirectAcceptTests
 {
@@ -70,14 +70,14 @@ public sealed class DirectAcceptTests
     }
 
     [Test]
-    public async Task Disposing_StopsTheAcceptThreadBlockedInAccept_AndNewcomersAreRefused()
+    public async Task Disposing_StopsAccepting_AndNewcomersAreRefused()
     {
         RequireEpoll();
         var handler = new CollectingHandler();
         var listener = new SocketListener(new IPEndPoint(IPAddress.Loopback, 0), handler, NullLogger.Instance);
         listener.Start();
 
-        // One accepted connection shows the thread is in its loop; it then blocks in accept4 for the next.
+        // One accepted connection shows the listener is on its loop.
         using (var first = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp))
         {
             await first.ConnectAsync(listener.EndPoint);

@@ -35,21 +35,23 @@ public sealed class HandlerFailureTests
         await using var listener = new SocketListener(new IPEndPoint(IPAddress.Loopback, 0), handler, NullLogger.Instance, gate);
         listener.Start();
 
+        // The refused connection is closed, not left open with nobody serving it. The reset can reach the client
+        // before its own connect has reported success, so a reset anywhere here counts as closed.
         using var first = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        await first.ConnectAsync(listener.EndPoint);
-        await handler.Failed.Task.WaitAsync(Timeout);
-
-        // The refused connection is closed, not left open with nobody serving it.
         var buffer = new byte[1];
         int read;
         try
         {
+            await first.ConnectAsync(listener.EndPoint);
+            await handler.Failed.Task.WaitAsync(Timeout);
             read = await first.ReceiveAsync(buffer.AsMemory()).AsTask().WaitAsync(Timeout);
         }
         catch (SocketException ex) when (ex.SocketErrorCode == SocketError.ConnectionReset)
         {
             read = 0;
         }
+
+        await handler.Failed.Task.WaitAsync(Timeout);
 
         Assert.That(read, Is.Zero, "the connection the handler failed on was not closed");
 

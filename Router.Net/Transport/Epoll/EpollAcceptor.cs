@@ -75,9 +75,10 @@ internal sealed class EpollAcceptor
         _loop?.Unregister(this);
         _retry.Dispose();
 
-        // A drain already past its stop check finishes its one accept4 and hand-over; they never block.
+        // A drain already past its stop check finishes its one accept4 and hand-over; they never block. (Called from a
+        // loop thread, the drain there may be our own caller: don't wait for ourselves.)
         var spin = default(SpinWait);
-        while (Volatile.Read(ref _draining) != 0)
+        while (EpollLoop.Current is null && Volatile.Read(ref _draining) != 0)
         {
             spin.SpinOnce();
         }

@@ -4,7 +4,8 @@
 # Writes bench-results/e2e-<date>.md. Knobs (env): DURATION (s per measurement, default 10), WARMUP (s, 5),
 # ROUNDS (2), C_SMALL (64), C_LARGE (256), C_BIG (16, connections for the 1 MiB body), IDLE_CONNS (2000),
 # SOCKETS (1: also run Router on the runtime's sockets instead of its epoll loops), BASE_PORT (18080), OUT (results file),
-# KEEP_WORK (1: keep the temp dir with configs, logs and raw wrk output).
+# KEEP_WORK (1: keep the temp dir with configs, logs and raw wrk output), PIN (1: every proxy on the CPUs in PROXY_CPUS,
+# default 1, and wrk with the upstream on LOAD_CPUS, default 0, so no proxy shares a core with the load generator).
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
@@ -20,6 +21,11 @@ IDLE_CONNS=${IDLE_CONNS:-2000}
 SOCKETS=${SOCKETS:-1}
 BASE_PORT=${BASE_PORT:-18080}
 OUT=${OUT:-$ROOT/bench-results/e2e-$(date +%F).md}
+PIN=${PIN:-0}
+PROXY_CPUS=${PROXY_CPUS:-1}
+LOAD_CPUS=${LOAD_CPUS:-0}
+ON_PROXY=(); ON_LOAD=()
+if [ "$PIN" -eq 1 ]; then ON_PROXY=(taskset -c "$PROXY_CPUS"); ON_LOAD=(taskset -c "$LOAD_CPUS"); fi
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
 
 log() { echo "[bench-e2e $(date +%T)] $*" >&2; }
@@ -124,7 +130,7 @@ UP=$T/upstream
 mkdir -p "$UP/www"
 head -c 1048576 /dev/urandom >"$UP/www/1m"
 render "$HERE/upstream.nginx.conf.in" "$UP" "$BASE_PORT" >"$UP/nginx.conf"
-nginx -p "$UP" -c "$UP/nginx.conf" -g 'daemon off;' &
+"${ON_LOAD[@]}" nginx -p "$UP" -c "$UP/nginx.conf" -g 'daemon off;' &
 MAIN[direct]=$!; STARTED+=($!); PORT[direct]=$BASE_PORT
 wait_port "$BASE_PORT"
 body=$(curl -s "http://127.0.0.1:$BASE_PORT/")
@@ -136,7 +142,7 @@ render "$HERE/router.json.in" "$T" 0 >"$T/router.json"
 start_router() { # target port admin_port transport(epoll/sockets)
     local extra=()
     if [ "$4" = sockets ]; then extra=(ROUTER_TRANSPORT=sockets); fi
-    env "${extra[@]}" DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1 DOTNET_TieredPGO=1 "$ROUTER_BIN" --config "$T/router.json" \
+    "${ON_PROXY[@]}" env "${extra[@]}" DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1 DOTNET_TieredPGO=1 "$ROUTER_BIN" --config "$T/router.json" \
         --listen "127.0.0.1:$2" --admin "127.0.0.1:$3" >"$T/$1.log" 2>&1 &
     MAIN[$1]=$!; STARTED+=($!); PORT[$1]=$2
     wait_port "$2"
@@ -151,16 +157,16 @@ fi
 NG=$T/nginx-proxy
 mkdir -p "$NG"
 render "$HERE/proxy.nginx.conf.in" "$NG" $((BASE_PORT + 2)) >"$NG/nginx.conf"
-nginx -p "$NG" -c "$NG/nginx.conf" -g 'daemon off;' &
+"${ON_PROXY[@]}" nginx -p "$NG" -c "$NG/nginx.conf" -g 'daemon off;' &
 MAIN[nginx]=$!; STARTED+=($!); PORT[nginx]=$((BASE_PORT + 2))
 wait_port $((BASE_PORT + 2))
 
 render "$HERE/haproxy.cfg.in" "$T" $((BASE_PORT + 3)) >"$T/haproxy.cfg"
-haproxy -db -f "$T/haproxy.cfg" >"$T/haproxy.log" 2>&1 &
+"${ON_PROXY[@]}" haproxy -db -f "$T/haproxy.cfg" >"$T/haproxy.log" 2>&1 &
 MAIN[haproxy]=$!; STARTED+=($!); PORT[haproxy]=$((BASE_PORT + 3))
 wait_port $((BASE_PORT + 3))
 
-"$YARP_BIN" --listen "127.0.0.1:$((BASE_PORT + 4))" --upstream "127.0.0.1:$BASE_PORT" >"$T/yarp.log" 2>&1 &
+"${ON_PROXY[@]}" "$YARP_BIN" --listen "127.0.0.1:$((BASE_PORT + 4))" --upstream "127.0.0.1:$BASE_PORT" >"$T/yarp.log" 2>&1 &
 MAIN[yarp]=$!; STARTED+=($!); PORT[yarp]=$((BASE_PORT + 4))
 wait_port $((BASE_PORT + 4))
 TARGETS+=(nginx haproxy yarp)
@@ -185,8 +191,8 @@ memory_phase fresh
 # --- warm-up -------------------------------------------------------------------------------------------------
 for t in "${TARGETS[@]}"; do
     log "warming $t"
-    wrk -t2 -c"$C_SMALL" -d"${WARMUP}s" "http://127.0.0.1:${PORT[$t]}/" >/dev/null
-    wrk -t2 -c"$C_BIG" -d2s "http://127.0.0.1:${PORT[$t]}/1m" >/dev/null
+    "${ON_LOAD[@]}" wrk -t2 -c"$C_SMALL" -d"${WARMUP}s" "http://127.0.0.1:${PORT[$t]}/" >/dev/null
+    "${ON_LOAD[@]}" wrk -t2 -c"$C_BIG" -d2s "http://127.0.0.1:${PORT[$t]}/1m" >/dev/null
 done
 
 # --- measured rounds: every scenario for every target per round, target order reversed on even rounds --------
@@ -194,7 +200,7 @@ measure() { # round scenario target conns path
     local pids t0 t1 file=$T/wrk/$1-$2-$3.txt
     pids=$(pids_of "$3")
     t0=$(ticks $pids)
-    wrk -t2 -c"$4" -d"${DURATION}s" --latency "http://127.0.0.1:${PORT[$3]}$5" >"$file" 2>&1
+    "${ON_LOAD[@]}" wrk -t2 -c"$4" -d"${DURATION}s" --latency "http://127.0.0.1:${PORT[$3]}$5" >"$file" 2>&1
     t1=$(ticks $pids)
     printf '%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" $((t1 - t0)) "$file" >>"$T/results.tsv"
     log "round $1 $2 $3: $(awk '/Requests\/sec/ {print $2}' "$file") rps, $((t1 - t0)) ticks"
@@ -234,7 +240,13 @@ CLK_TCK=$(getconf CLK_TCK)
     echo "- memory: $(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo); CLK_TCK: $CLK_TCK"
     echo "- background load (the machine is shared; other work was running): whole-machine busy ${BUSY_BEFORE}% over 5 s"
     echo "  before any server started, ${BUSY_AFTER_STOP}% over 5 s after all were stopped; loadavg $LOAD_BEFORE at start, $LOAD_AFTER at end."
-    echo "  wrk, the upstream and the proxy under test all share the same 2 cores, so the figures are noisy; the per-round columns show the spread."
+    if [ "$PIN" -eq 1 ]; then
+        echo "  **Pinned (PIN=1)**: every proxy runs under \`taskset -c $PROXY_CPUS\`, wrk and the upstream under \`taskset -c $LOAD_CPUS\`, so no"
+        echo "  proxy shares a core with the load generator. The .NET proxies see one processor (the router then runs one epoll loop);"
+        echo "  nginx and HAProxy keep their configured 2 workers / threads. **direct** runs on the load CPUs too."
+    else
+        echo "  wrk, the upstream and the proxy under test all share the same 2 cores, so the figures are noisy; the per-round columns show the spread."
+    fi
     echo
     echo "## Versions"
     echo

@@ -18,6 +18,9 @@ internal sealed class EpollAcceptor
 {
     private static readonly Action<EpollAcceptor> s_drain = static acceptor => acceptor.Drain();
 
+    [ThreadStatic]
+    private static EpollAcceptor? t_draining;
+
     private readonly SafeHandle _listener;
     private readonly IConnectionHandler _handler;
     private readonly ConnectionGate? _gate;
@@ -75,10 +78,11 @@ internal sealed class EpollAcceptor
         _loop?.Unregister(this);
         _retry.Dispose();
 
-        // A drain already past its stop check finishes its one accept4 and hand-over; they never block. (Called from a
-        // loop thread, the drain there may be our own caller: don't wait for ourselves.)
+        // A drain already past its stop check finishes its one accept4 and hand-over; they never block. A drain on this
+        // very thread (the caller stops from inside it) is not waited for.
+        int own = t_draining == this ? 1 : 0;
         var spin = default(SpinWait);
-        while (EpollLoop.Current is null && Volatile.Read(ref _draining) != 0)
+        while (Volatile.Read(ref _draining) > own)
         {
             spin.SpinOnce();
         }
@@ -88,6 +92,7 @@ internal sealed class EpollAcceptor
     public void Drain()
     {
         Interlocked.Increment(ref _draining);
+        t_draining = this;
         try
         {
             while (Volatile.Read(ref _stopped) == 0)
@@ -123,7 +128,7 @@ internal sealed class EpollAcceptor
                     // Not expected (the connection's set-up failed): never let it end the loop thread that drains.
                     _gate?.Release();
                     _handlerFailed(ex);
-                    RetryLater(EpollNative.ENOBUFS);
+                    RetryLater(error: null);
                     return;
                 }
 
@@ -140,7 +145,7 @@ internal sealed class EpollAcceptor
                     {
                         // Out of descriptors or memory (EMFILE, ENFILE, ENOBUFS): the connection stays in the backlog;
                         // try again in a moment rather than at every newcomer's edge.
-                        RetryLater(errno);
+                        RetryLater(EpollNative.ToSocketError(errno));
                     }
 
                     return;
@@ -161,6 +166,7 @@ internal sealed class EpollAcceptor
         }
         finally
         {
+            t_draining = null;
             Interlocked.Decrement(ref _draining);
         }
     }
@@ -173,14 +179,19 @@ internal sealed class EpollAcceptor
         }
     }
 
-    private void RetryLater(int errno)
+    /// <summary>Drains again in 50 ms (once, however many failures meanwhile), logging <paramref name="error"/> if any.</summary>
+    private void RetryLater(SocketError? error)
     {
         if (Interlocked.Exchange(ref _retrying, 1) != 0)
         {
             return;
         }
 
-        _acceptFailed(EpollNative.ToSocketError(errno));
+        if (error is { } accept)
+        {
+            _acceptFailed(accept);
+        }
+
         try
         {
             _retry.Change(50, Timeout.Infinite);

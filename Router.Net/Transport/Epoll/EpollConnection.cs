@@ -60,7 +60,7 @@ internal sealed class EpollConnection : PipeConnection
     /// Aborted, or the peer closed or reset: the reader saw the end, or epoll reported a hang-up. An idle pooled
     /// upstream connection learns of its close from the hang-up edge, without anyone reading.
     /// </summary>
-    public override bool IsClosed => Aborted || _reader.Ended || Volatile.Read(ref _hangUp) != 0;
+    public override bool IsClosed => Aborted || _reader.Ended || HungUp;
 
     /// <summary>
     /// Nobody reads an idle pooled connection, so ask the kernel: free when no edge came since its last response was

@@ -28,7 +28,6 @@ internal static unsafe partial class EpollNative
     public const int EINTR = 4;
     public const int EAGAIN = 11;
     public const int EPROTO = 71;
-    public const int ENOBUFS = 105;
     public const int ECONNABORTED = 103;
     public const int EINPROGRESS = 115;
 
@@ -37,7 +36,6 @@ internal static unsafe partial class EpollNative
 
     public const int ShutRd = 0;
     public const int ShutWr = 1;
-    public const int ShutRdWr = 2;
 
     /// <summary>
     /// struct epoll_event is packed on x86-64 (12 bytes); other architectures lay it out differently, so the transport

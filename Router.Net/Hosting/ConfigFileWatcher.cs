@@ -4,8 +4,8 @@ using Router.Core.Configuration;
 namespace Router.Net.Hosting;
 
 /// <summary>
-/// Watches a config file's directory (so atomic renames, in-place writes, editor swap files and delete-then-recreate
-/// all count) and reloads after a short debounce. A missing or broken file leaves the last-known-good config serving.
+/// Watches a config file's directory (so atomic renames, in-place writes, editor swap files, delete-then-recreate and
+/// a swapped Kubernetes <c>..data</c> symlink all count) and reloads after a short debounce. A missing or broken file leaves the last-known-good config serving.
 /// </summary>
 internal sealed partial class ConfigFileWatcher : IDisposable
 {
@@ -68,7 +68,7 @@ internal sealed partial class ConfigFileWatcher : IDisposable
 
     private void OnEvent(object sender, FileSystemEventArgs e)
     {
-        if (string.Equals(e.Name, _fileName, StringComparison.Ordinal))
+        if (Concerns(e.Name))
         {
             _debounce.Change(Debounce, Timeout.InfiniteTimeSpan);
         }
@@ -76,10 +76,42 @@ internal sealed partial class ConfigFileWatcher : IDisposable
 
     private void OnRenamed(object sender, RenamedEventArgs e)
     {
-        if (string.Equals(e.Name, _fileName, StringComparison.Ordinal) || string.Equals(e.OldName, _fileName, StringComparison.Ordinal))
+        if (Concerns(e.Name) || Concerns(e.OldName))
         {
             _debounce.Change(Debounce, Timeout.InfiniteTimeSpan);
         }
+    }
+
+    /// <summary>
+    /// True for the file's own name and, when the file is a symlink into its own directory, for the first name its
+    /// target goes through: a Kubernetes ConfigMap update renames a new <c>..data</c> symlink over the old one and
+    /// never touches <c>config.json -> ..data/config.json</c> itself.
+    /// </summary>
+    private bool Concerns(string? name) =>
+        name is not null && (string.Equals(name, _fileName, StringComparison.Ordinal) || string.Equals(name, LinkedName(), StringComparison.Ordinal));
+
+    /// <summary>The entry of the watched directory the file's symlink target starts with; null when it is none.</summary>
+    private string? LinkedName()
+    {
+        string? target;
+        try
+        {
+            target = new FileInfo(_path).LinkTarget;
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+
+        if (target is null)
+        {
+            return null;
+        }
+
+        string relative = Path.GetRelativePath(Path.GetDirectoryName(_path)!, Path.Combine(Path.GetDirectoryName(_path)!, target));
+        int separator = relative.IndexOf(Path.DirectorySeparatorChar, StringComparison.Ordinal);
+        string first = separator < 0 ? relative : relative[..separator];
+        return first is "." or ".." || Path.IsPathRooted(first) ? null : first;
     }
 
     private void OnError(object sender, ErrorEventArgs e)

@@ -5,7 +5,9 @@ namespace Router.Net.Hosting;
 
 /// <summary>
 /// Watches a config file's directory (so atomic renames, in-place writes, editor swap files, delete-then-recreate and
-/// a swapped Kubernetes <c>..data</c> symlink all count) and reloads after a short debounce. A missing or broken file leaves the last-known-good config serving.
+/// a swapped Kubernetes <c>..data</c> symlink all count) and reloads after a short debounce. The directory's entry in
+/// its parent is watched too: when the directory is renamed, replaced or deleted and re-created, the watch moves to
+/// whatever directory has the path now. A missing or broken file leaves the last-known-good config serving.
 /// </summary>
 internal sealed partial class ConfigFileWatcher : IDisposable
 {
@@ -16,9 +18,14 @@ internal sealed partial class ConfigFileWatcher : IDisposable
     private readonly string _fileName;
     private readonly IConfigApplyPath _applier;
     private readonly ILogger _logger;
-    private readonly FileSystemWatcher _watcher;
+    private readonly string _directory;
+    private readonly FileSystemWatcher? _parentWatcher;
     private readonly Timer _debounce;
     private readonly Lock _reloadGate = new();
+    private readonly Lock _watchGate = new();
+    private FileSystemWatcher? _watcher;
+    private bool _started;
+    private bool _disposed;
 
     public ConfigFileWatcher(string path, IConfigApplyPath applier, ILoggerFactory loggerFactory)
     {
@@ -27,16 +34,22 @@ internal sealed partial class ConfigFileWatcher : IDisposable
         _applier = applier;
         _logger = loggerFactory.CreateLogger("Router.ConfigFile");
         _debounce = new Timer(static state => ((ConfigFileWatcher)state!).ReloadFromTimer(), this, Timeout.Infinite, Timeout.Infinite);
-        _watcher = new FileSystemWatcher(Path.GetDirectoryName(_path)!)
+        _directory = Path.GetDirectoryName(_path)!;
+
+        // A watch follows the directory's inode, not its path: after `mv conf conf.old` or `rm -rf conf` it would
+        // watch the old directory, or nothing, for good. The parent's entry for it says when to watch again.
+        if (Path.GetDirectoryName(_directory) is { } parent && Directory.Exists(parent))
         {
-            NotifyFilter = NotifyFilters.FileName | NotifyFilters.LastWrite | NotifyFilters.Size | NotifyFilters.CreationTime,
-            IncludeSubdirectories = false,
-        };
-        _watcher.Changed += OnEvent;
-        _watcher.Created += OnEvent;
-        _watcher.Deleted += OnEvent;
-        _watcher.Renamed += OnRenamed;
-        _watcher.Error += OnError;
+            _parentWatcher = new FileSystemWatcher(parent)
+            {
+                NotifyFilter = NotifyFilters.DirectoryName | NotifyFilters.FileName,
+                IncludeSubdirectories = false,
+            };
+            _parentWatcher.Created += OnParentEvent;
+            _parentWatcher.Deleted += OnParentEvent;
+            _parentWatcher.Renamed += OnParentRenamed;
+            _parentWatcher.Error += OnError;
+        }
     }
 
     public string FilePath => _path;
@@ -44,7 +57,75 @@ internal sealed partial class ConfigFileWatcher : IDisposable
     /// <summary>Raised after every reload attempt the watcher made, with its outcome.</summary>
     public event Action<ApplyOutcome>? Reloaded;
 
-    public void Start() => _watcher.EnableRaisingEvents = true;
+    public void Start()
+    {
+        lock (_watchGate)
+        {
+            _started = true;
+            if (_parentWatcher is not null)
+            {
+                _parentWatcher.EnableRaisingEvents = true;
+            }
+
+            WatchDirectory();
+        }
+    }
+
+    /// <summary>(Re)creates the watch on whatever directory is at the file's directory path now; none while it is missing.</summary>
+    private void WatchDirectory()
+    {
+        lock (_watchGate)
+        {
+            _watcher?.Dispose();
+            _watcher = null;
+            if (!_started || _disposed)
+            {
+                return;
+            }
+
+            FileSystemWatcher? watcher = null;
+            try
+            {
+                watcher = new FileSystemWatcher(_directory)
+                {
+                    NotifyFilter = NotifyFilters.FileName | NotifyFilters.LastWrite | NotifyFilters.Size | NotifyFilters.CreationTime,
+                    IncludeSubdirectories = false,
+                };
+                watcher.Changed += OnEvent;
+                watcher.Created += OnEvent;
+                watcher.Deleted += OnEvent;
+                watcher.Renamed += OnRenamed;
+                watcher.Error += OnError;
+                watcher.EnableRaisingEvents = true;
+                _watcher = watcher;
+            }
+            catch (Exception ex) when (ex is ArgumentException or IOException or UnauthorizedAccessException)
+            {
+                // Missing (or gone again): watched from its parent until it is back; the reload says what is wrong.
+                watcher?.Dispose();
+                LogDirectoryNotWatched(_logger, _directory, ex.Message);
+            }
+        }
+    }
+
+    private void OnParentEvent(object sender, FileSystemEventArgs e)
+    {
+        if (string.Equals(e.Name, Path.GetFileName(_directory), StringComparison.Ordinal))
+        {
+            WatchDirectory();
+            _debounce.Change(Debounce, Timeout.InfiniteTimeSpan);
+        }
+    }
+
+    private void OnParentRenamed(object sender, RenamedEventArgs e)
+    {
+        string name = Path.GetFileName(_directory);
+        if (string.Equals(e.Name, name, StringComparison.Ordinal) || string.Equals(e.OldName, name, StringComparison.Ordinal))
+        {
+            WatchDirectory();
+            _debounce.Change(Debounce, Timeout.InfiniteTimeSpan);
+        }
+    }
 
     /// <summary>Reads and applies the file now (boot, SIGHUP, POST /admin/reload).</summary>
     public ApplyOutcome Reload()
@@ -129,10 +210,20 @@ internal sealed partial class ConfigFileWatcher : IDisposable
 
     public void Dispose()
     {
-        _watcher.Dispose();
+        lock (_watchGate)
+        {
+            _disposed = true;
+            _watcher?.Dispose();
+            _watcher = null;
+        }
+
+        _parentWatcher?.Dispose();
         _debounce.Dispose();
     }
 
     [LoggerMessage(EventId = 310, Level = LogLevel.Warning, Message = "Config file watcher error; reloading to resynchronise")]
     private static partial void LogWatcherError(ILogger logger, Exception ex);
+
+    [LoggerMessage(EventId = 311, Level = LogLevel.Warning, Message = "Config directory {Directory} cannot be watched ({Reason}); it is watched again when its parent shows it back")]
+    private static partial void LogDirectoryNotWatched(ILogger logger, string directory, string reason);
 }

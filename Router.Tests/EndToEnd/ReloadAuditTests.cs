@@ -8,7 +8,8 @@ namespace Router.Tests.EndToEnd;
 
 /// <summary>
 /// How operators change a config file in production, against a real router process: a Kubernetes ConfigMap
-/// update (a `..data` symlink swapped by rename). What `ReloadTests` covers (in-place and renamed writes, invalid,
+/// update (a `..data` symlink swapped by rename), the config's directory replaced or deleted and re-created, a
+/// config path whose directory does not exist. What `ReloadTests` covers (in-place and renamed writes, invalid,
 /// empty and truncated files, delete and re-create of the file) is not repeated here.
 /// </summary>
 public sealed class ReloadAuditTests
@@ -91,6 +92,88 @@ public sealed class ReloadAuditTests
         using var mv = System.Diagnostics.Process.Start("mv", ["-T", from, to]);
         mv.WaitForExit();
         Assert.That(mv.ExitCode, Is.Zero, $"mv -T {from} {to}");
+    }
+
+    /// <summary>A deploy tool that stages a whole config directory and swaps it in: `mv conf conf.old && mv conf.new conf`.</summary>
+    [Test]
+    public async Task ConfigDirectoryReplacedByRename_TheNewDirectoryIsReadAndWatched()
+    {
+        string conf = Path.Combine(_dir.FullName, "conf");
+        Directory.CreateDirectory(conf);
+        await File.WriteAllBytesAsync(Path.Combine(conf, "router.json"), ToA());
+        await using var router = await RouterProcess.StartAsync(["--config", Path.Combine(conf, "router.json")]);
+        using var http = new HttpClient();
+        Assert.That(await GetAsync(http, router, "/x"), Is.EqualTo("A GET /x"));
+
+        string staged = Path.Combine(_dir.FullName, "conf.new");
+        Directory.CreateDirectory(staged);
+        await File.WriteAllBytesAsync(Path.Combine(staged, "router.json"), ToB());
+        Directory.Move(conf, Path.Combine(_dir.FullName, "conf.old"));
+        Directory.Move(staged, conf);
+
+        await WaitForHashAsync(http, router, HashOf(ToB()));
+        Assert.That(await GetAsync(http, router, "/x"), Is.EqualTo("B GET /x"));
+
+        // The new directory is the one watched now: an edit there goes live; one in the old directory is not read.
+        await File.WriteAllBytesAsync(Path.Combine(conf, "router.json"), ToA());
+        await WaitForHashAsync(http, router, HashOf(ToA()));
+        Assert.That(await GetAsync(http, router, "/x"), Is.EqualTo("A GET /x"));
+    }
+
+    /// <summary>`rm -rf conf` then re-creating it: the router keeps serving, says why, and watches the new directory.</summary>
+    [Test]
+    public async Task ConfigDirectoryDeletedAndRecreated_KeepsServing_ThenTheNewFileGoesLive()
+    {
+        string conf = Path.Combine(_dir.FullName, "conf");
+        string file = Path.Combine(conf, "router.json");
+        Directory.CreateDirectory(conf);
+        await File.WriteAllBytesAsync(file, ToA());
+        await using var router = await RouterProcess.StartAsync(["--config", file]);
+        using var http = new HttpClient();
+        Assert.That(await GetAsync(http, router, "/x"), Is.EqualTo("A GET /x"));
+
+        Directory.Delete(conf, recursive: true);
+        var deadline = DateTime.UtcNow + ReloadTimeout;
+        while (true)
+        {
+            using var config = await AdminConfigAsync(http, router);
+            if (config.RootElement.GetProperty("lastError").ValueKind == JsonValueKind.Object)
+            {
+                Assert.That(config.RootElement.GetProperty("hash").GetString(), Is.EqualTo(HashOf(ToA())));
+                Assert.That(config.RootElement.GetProperty("lastError").GetProperty("errors")[0].GetProperty("message").GetString(), Does.Contain(file));
+                break;
+            }
+
+            Assert.That(DateTime.UtcNow, Is.LessThan(deadline), "the deletion was not reported:\n" + router.Output);
+            await Task.Delay(20);
+        }
+
+        Assert.That(await GetAsync(http, router, "/x"), Is.EqualTo("A GET /x"), "last-known-good keeps serving");
+
+        Directory.CreateDirectory(conf);
+        await File.WriteAllBytesAsync(file, ToB());
+        await WaitForHashAsync(http, router, HashOf(ToB()));
+        Assert.That(await GetAsync(http, router, "/x"), Is.EqualTo("B GET /x"));
+
+        await File.WriteAllBytesAsync(file, ToA());
+        await WaitForHashAsync(http, router, HashOf(ToA()));
+        Assert.That(await GetAsync(http, router, "/x"), Is.EqualTo("A GET /x"));
+    }
+
+    /// <summary>A typo in the directory part of --config: the same plain error as a missing file, not a stack trace.</summary>
+    [Test]
+    public async Task Boot_WithTheConfigDirectoryMissing_ExitsOneWithAPlainError()
+    {
+        string file = Path.Combine(_dir.FullName, "no-such-dir", "router.json");
+        await using var router = await RouterProcess.StartAsync(["--config", file], waitReady: false);
+        int exitCode = await router.WaitForExitAsync(TimeSpan.FromSeconds(20));
+        Assert.That(exitCode, Is.EqualTo(1));
+        Assert.That(
+            await Eventually.TrueAsync(() => router.Output.Contains($"{file}: 1 error(s)", StringComparison.Ordinal), TimeSpan.FromSeconds(5)),
+            Is.True,
+            router.Output);
+        Assert.That(router.Output, Does.Not.Contain("Unhandled exception"));
+        Assert.That(router.Output, Does.Not.Contain("   at "));
     }
 
     private static async Task<string> GetAsync(HttpClient http, RouterProcess router, string path) =>

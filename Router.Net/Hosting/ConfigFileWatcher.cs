@@ -62,9 +62,14 @@ internal sealed partial class ConfigFileWatcher : IDisposable
         lock (_watchGate)
         {
             _started = true;
-            if (_parentWatcher is not null)
+            try
             {
-                _parentWatcher.EnableRaisingEvents = true;
+                _parentWatcher?.EnableRaisingEvents = true;
+            }
+            catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+            {
+                // E.g. the inotify instance limit: the file is still watched, only a replaced directory is not noticed.
+                LogNotWatched(_logger, Path.GetDirectoryName(_directory)!, ex.Message);
             }
 
             WatchDirectory();
@@ -103,7 +108,7 @@ internal sealed partial class ConfigFileWatcher : IDisposable
             {
                 // Missing (or gone again): watched from its parent until it is back; the reload says what is wrong.
                 watcher?.Dispose();
-                LogDirectoryNotWatched(_logger, _directory, ex.Message);
+                LogNotWatched(_logger, _directory, ex.Message);
             }
         }
     }
@@ -224,6 +229,6 @@ internal sealed partial class ConfigFileWatcher : IDisposable
     [LoggerMessage(EventId = 310, Level = LogLevel.Warning, Message = "Config file watcher error; reloading to resynchronise")]
     private static partial void LogWatcherError(ILogger logger, Exception ex);
 
-    [LoggerMessage(EventId = 311, Level = LogLevel.Warning, Message = "Config directory {Directory} cannot be watched ({Reason}); it is watched again when its parent shows it back")]
-    private static partial void LogDirectoryNotWatched(ILogger logger, string directory, string reason);
+    [LoggerMessage(EventId = 311, Level = LogLevel.Warning, Message = "Cannot watch {Directory} for config changes: {Reason}")]
+    private static partial void LogNotWatched(ILogger logger, string directory, string reason);
 }

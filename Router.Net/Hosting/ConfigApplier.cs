@@ -81,8 +81,18 @@ internal sealed partial class ConfigApplier : IConfigSink, IConfigApplyPath
         var failure = new ApplyFailure(DateTimeOffset.UtcNow, source, errors);
         Volatile.Write(ref _lastFailure, failure);
         Rejected?.Invoke(failure);
-        LogRejected(_logger, source, errors.Count, string.Join("; ", errors));
-        return new ApplyOutcome(false, _table.Current?.Info, errors, "");
+        var current = _table.Current;
+        if (current is null)
+        {
+            // At boot there is no last-known-good yet: say so rather than promise one.
+            LogRejectedNothingLive(_logger, source, errors.Count, string.Join("; ", errors));
+        }
+        else
+        {
+            LogRejected(_logger, source, errors.Count, string.Join("; ", errors));
+        }
+
+        return new ApplyOutcome(false, current?.Info, errors, "");
     }
 
     private ApplyOutcome Apply(ConfigLoadResult loaded, string source, long? version)
@@ -140,4 +150,7 @@ internal sealed partial class ConfigApplier : IConfigSink, IConfigApplyPath
 
     [LoggerMessage(EventId = 301, Level = LogLevel.Error, Message = "Config from {Source} rejected with {Count} error(s), last-known-good keeps serving: {Errors}")]
     private static partial void LogRejected(ILogger logger, string source, int count, string errors);
+
+    [LoggerMessage(EventId = 302, Level = LogLevel.Error, Message = "Config from {Source} rejected with {Count} error(s), and no config is live yet: {Errors}")]
+    private static partial void LogRejectedNothingLive(ILogger logger, string source, int count, string errors);
 }

@@ -181,6 +181,9 @@ internal static partial class RouterApp
             else if (options.ConfigFile is not null)
             {
                 watcher = new ConfigFileWatcher(options.ConfigFile, host.Applier, loggerFactory);
+
+                // Watch first, then read: a write between the two is then seen by the watcher, not lost.
+                watcher.Start();
                 var outcome = watcher.Reload();
                 if (!outcome.Applied)
                 {
@@ -190,7 +193,6 @@ internal static partial class RouterApp
                 }
 
                 host.Reload = watcher.Reload;
-                watcher.Start();
             }
             else
             {

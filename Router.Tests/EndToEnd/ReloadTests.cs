@@ -208,6 +208,10 @@ public sealed class ReloadTests
                     Is.True,
                     $"'{error}' printed; output:\n{router.Output}");
             }
+
+            // Nothing was live yet, so the log must not promise a last-known-good.
+            Assert.That(router.Output, Does.Contain("no config is live yet"));
+            Assert.That(router.Output, Does.Not.Contain("last-known-good keeps serving"));
         }
         finally
         {

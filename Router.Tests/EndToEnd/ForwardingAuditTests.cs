@@ -1,0 +1,433 @@
+using System.Net.Sockets;
+using System.Text;
+using NUnit.Framework;
+using Router.Core.Configuration;
+using Router.Core.Routing;
+using Router.Net.Forwarding;
+using Router.Tests.Support;
+using static Router.Tests.Support.TestConfigs;
+
+namespace Router.Tests.EndToEnd;
+
+/// <summary>
+/// Forwarding semantics (RFC 9110/9112) end to end: the router in-process, a scripted upstream on loopback that
+/// produces exactly the bytes a case needs, raw clients that see framing and closes as they happen.
+/// </summary>
+public sealed class ForwardingAuditTests
+{
+    private static RouterConfig OneUpstream(ScriptedUpstream upstream, RetryConfig? retry = null) => new()
+    {
+        Routes = [Route("r", "c")],
+        Clusters = [new ClusterConfig { Id = "c", Destinations = [new DestinationConfig { Address = upstream.Address }], Retry = retry }],
+    };
+
+    private static DestinationState Destination(RouterFixture router) => router.Host.Table.Current!.Clusters[0].Destinations[0];
+
+    private static UpstreamPool Pool(RouterFixture router) => UpstreamPool.For(Destination(router));
+
+    /// <summary>In-flight counts back to zero: no concurrency slot leaked.</summary>
+    private static async Task AssertNothingInFlightAsync(RouterFixture router)
+    {
+        var destination = Destination(router);
+        var cluster = router.Host.Table.Current!.Clusters[0];
+        Assert.That(await Eventually.TrueAsync(() => Volatile.Read(ref destination.InFlight) == 0 && Volatile.Read(ref cluster.InFlight) == 0, TimeSpan.FromSeconds(5)),
+            Is.True, "in-flight counts back to zero");
+    }
+
+    // ---- 1. Interim responses ----
+
+    [Test]
+    public async Task EarlyHintsAndAnUnasked100_AreRelayedToAnHttp11Client_ThenTheFinalResponse_OnAConnectionThatStaysUsable()
+    {
+        await using var upstream = new ScriptedUpstream(async socket =>
+        {
+            while ((await ScriptedUpstream.ReadHeadAsync(socket)).Length > 0)
+            {
+                await ScriptedUpstream.SendAsync(socket,
+                    "HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n" +
+                    "HTTP/1.1 100 Continue\r\n\r\n" +
+                    "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+            }
+        });
+        await using var router = RouterFixture.Start(OneUpstream(upstream));
+        using var client = await RawHttpClient.ConnectAsync(router.EndPoint);
+        for (int i = 0; i < 2; i++)
+        {
+            await client.SendAsync("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+            var hints = await client.ReadResponseAsync();
+            Assert.That(hints.StatusCode, Is.EqualTo(103));
+            Assert.That(hints.Header("Link"), Is.EqualTo("</style.css>; rel=preload"));
+            Assert.That((await client.ReadResponseAsync()).StatusCode, Is.EqualTo(100));
+            var final = await client.ReadResponseAsync();
+            Assert.That(final.StatusCode, Is.EqualTo(200));
+            Assert.That(final.BodyText, Is.EqualTo("ok"));
+        }
+
+        Assert.That(upstream.Accepted, Is.EqualTo(1), "the upstream connection was reused");
+        await AssertNothingInFlightAsync(router);
+    }
+
+    [Test]
+    public async Task InterimResponses_AreNotSentToAnHttp10Client()
+    {
+        await using var upstream = new ScriptedUpstream(async socket =>
+        {
+            await ScriptedUpstream.ReadHeadAsync(socket);
+            await ScriptedUpstream.SendAsync(socket,
+                "HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+            await ScriptedUpstream.ReadHeadAsync(socket);
+        });
+        await using var router = RouterFixture.Start(OneUpstream(upstream));
+        using var client = await RawHttpClient.ConnectAsync(router.EndPoint);
+        await client.SendAsync("GET / HTTP/1.0\r\nHost: x\r\n\r\n");
+        var response = await client.ReadResponseAsync();
+        Assert.That(response.StatusCode, Is.EqualTo(200), "the first thing an HTTP/1.0 client sees is the final response");
+        Assert.That(response.BodyText, Is.EqualTo("ok"));
+    }
+
+    // ---- 2. Responses without a body ----
+
+    [Test]
+    public async Task HeadAndNotModified_WithFramingHeaders_CarryNoBody_AndBothConnectionsStayInUse()
+    {
+        await using var upstream = new ScriptedUpstream(async socket =>
+        {
+            while (true)
+            {
+                string head = await ScriptedUpstream.ReadHeadAsync(socket);
+                if (head.Length == 0)
+                {
+                    return;
+                }
+
+                string response = head.Split(' ')[1] switch
+                {
+                    "/head-length" => "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n",
+                    "/head-chunked" => "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+                    "/not-modified" => "HTTP/1.1 304 Not Modified\r\nContent-Length: 1000\r\nETag: \"v1\"\r\n\r\n",
+                    "/no-content" => "HTTP/1.1 204 No Content\r\n\r\n",
+                    _ => "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nlast",
+                };
+                await ScriptedUpstream.SendAsync(socket, response);
+            }
+        });
+        await using var router = RouterFixture.Start(OneUpstream(upstream));
+        using var client = await RawHttpClient.ConnectAsync(router.EndPoint);
+
+        await client.SendAsync("HEAD /head-length HTTP/1.1\r\nHost: x\r\n\r\n");
+        var head = await client.ReadResponseAsync(headRequest: true);
+        Assert.That(head.Header("Content-Length"), Is.EqualTo("1000"));
+        await client.SendAsync("HEAD /head-chunked HTTP/1.1\r\nHost: x\r\n\r\n");
+        var chunked = await client.ReadResponseAsync(headRequest: true);
+        Assert.That(chunked.Header("Transfer-Encoding"), Is.EqualTo("chunked"));
+        await client.SendAsync("GET /not-modified HTTP/1.1\r\nHost: x\r\nIf-None-Match: \"v1\"\r\n\r\n");
+        Assert.That((await client.ReadResponseAsync()).StatusCode, Is.EqualTo(304));
+        await client.SendAsync("GET /no-content HTTP/1.1\r\nHost: x\r\n\r\n");
+        Assert.That((await client.ReadResponseAsync()).StatusCode, Is.EqualTo(204));
+        await client.SendAsync("GET /last HTTP/1.1\r\nHost: x\r\n\r\n");
+        Assert.That((await client.ReadResponseAsync()).BodyText, Is.EqualTo("last"), "framing stayed in sync");
+        Assert.That(upstream.Accepted, Is.EqualTo(1), "no body was awaited, the upstream connection stayed in use");
+    }
+
+    [Test]
+    public async Task NoContentResponse_WithAStrayBody_NeverLeaksIntoTheNextResponse()
+    {
+        await using var upstream = new ScriptedUpstream(async socket =>
+        {
+            while (true)
+            {
+                string head = await ScriptedUpstream.ReadHeadAsync(socket);
+                if (head.Length == 0)
+                {
+                    return;
+                }
+
+                await ScriptedUpstream.SendAsync(socket, head.StartsWith("GET /stray", StringComparison.Ordinal)
+                    ? "HTTP/1.1 204 No Content\r\nContent-Length: 40\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nBAD"
+                    : "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\ngood");
+            }
+        });
+        await using var router = RouterFixture.Start(OneUpstream(upstream));
+        using var client = await RawHttpClient.ConnectAsync(router.EndPoint);
+        await client.SendAsync("GET /stray HTTP/1.1\r\nHost: x\r\n\r\n");
+        Assert.That((await client.ReadResponseAsync()).StatusCode, Is.EqualTo(204));
+        await client.SendAsync("GET /next HTTP/1.1\r\nHost: x\r\n\r\n");
+        var next = await client.ReadResponseAsync();
+        Assert.That(next.StatusCode, Is.EqualTo(200));
+        Assert.That(next.BodyText, Is.EqualTo("good"));
+    }
+
+    // ---- 3. Bodies delimited by the upstream's close ----
+
+    [TestCase("HTTP/1.1")]
+    [TestCase("HTTP/1.0")]
+    public async Task CloseDelimitedResponse_IsStreamedWhole_TheClientIsToldWhereItEnds_AndTheUpstreamConnectionIsNotPooled(string version)
+    {
+        const int size = 300_000;
+        await using var upstream = new ScriptedUpstream(async socket =>
+        {
+            await ScriptedUpstream.ReadHeadAsync(socket);
+            await ScriptedUpstream.SendAsync(socket, version + " 200 OK\r\nContent-Type: application/octet-stream\r\n\r\n");
+            for (int sent = 0; sent < size; sent += 1000)
+            {
+                await socket.SendAsync(Enumerable.Repeat((byte)('a' + (sent / 1000 % 26)), 1000).ToArray(), SocketFlags.None);
+            }
+
+            socket.Shutdown(SocketShutdown.Send);
+        });
+        await using var router = RouterFixture.Start(OneUpstream(upstream));
+        using var client = await RawHttpClient.ConnectAsync(router.EndPoint);
+        await client.SendAsync("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        var response = await client.ReadResponseAsync();
+        Assert.That(response.StatusCode, Is.EqualTo(200));
+        bool chunked = response.Header("Transfer-Encoding") == "chunked";
+        Assert.That(chunked || response.Header("Connection") == "close", Is.True, "a 1.1 client is told where the body ends");
+        Assert.That(response.Body.Length, Is.EqualTo(size));
+        Assert.That(response.Body[^1], Is.EqualTo((byte)('a' + (299 % 26))));
+        if (!chunked)
+        {
+            Assert.That(await client.IsClosedByServerAsync(TimeSpan.FromSeconds(5)), Is.True);
+        }
+
+        Assert.That(await Eventually.TrueAsync(() => Pool(router).OpenConnections == 0, TimeSpan.FromSeconds(5)), Is.True, "not pooled");
+        await AssertNothingInFlightAsync(router);
+    }
+
+    [Test]
+    public async Task CloseDelimitedResponse_WhoseUpstreamResetsMidBody_IsAbortedToTheClient_NotEndedCleanly()
+    {
+        await using var upstream = new ScriptedUpstream(async socket =>
+        {
+            await ScriptedUpstream.ReadHeadAsync(socket);
+            await ScriptedUpstream.SendAsync(socket, "HTTP/1.1 200 OK\r\n\r\n" + new string('x', 50_000));
+            socket.LingerState = new LingerOption(true, 0);
+            socket.Close();
+        });
+        await using var router = RouterFixture.Start(OneUpstream(upstream));
+        using var client = await RawHttpClient.ConnectAsync(router.EndPoint);
+        await client.SendAsync("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        var (_, reset) = await ReadUntilClosedAsync(client.Socket);
+        Assert.That(reset, Is.True, "a reset upstream must not look like the end of a close-delimited body");
+        await AssertNothingInFlightAsync(router);
+    }
+
+    // ---- 4. Upstream gone mid-body ----
+
+    [Test]
+    public async Task ChunkedResponse_CutBeforeItsLastChunk_CutsTheClientConnection_AndIsNotPooled()
+    {
+        await using var upstream = new ScriptedUpstream(async socket =>
+        {
+            await ScriptedUpstream.ReadHeadAsync(socket);
+            await ScriptedUpstream.SendAsync(socket, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n");
+            socket.Shutdown(SocketShutdown.Send);
+        });
+        await using var router = RouterFixture.Start(OneUpstream(upstream));
+        using var client = await RawHttpClient.ConnectAsync(router.EndPoint);
+        await client.SendAsync("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        Assert.That(async () => await client.ReadResponseAsync(),
+            Throws.TypeOf<EndOfStreamException>().Or.TypeOf<SocketException>(), "never a complete-looking response");
+        Assert.That(await Eventually.TrueAsync(() => Pool(router).OpenConnections == 0, TimeSpan.FromSeconds(5)), Is.True, "not pooled");
+        await AssertNothingInFlightAsync(router);
+    }
+
+    // ---- 5. Upstream answers before the whole request body ----
+
+    // ---- 6. Stale pooled upstream connections ----
+
+    /// <summary>
+    /// The first connection serves one request, then takes the next request's head and closes without a word, as an
+    /// upstream whose keep-alive timeout fired just as the router reused the connection. Later connections serve.
+    /// </summary>
+    private static ScriptedUpstream StaleAfterOneRequest(List<string> heads)
+    {
+        int connections = 0;
+        return new ScriptedUpstream(async socket =>
+        {
+            bool first = Interlocked.Increment(ref connections) == 1;
+            for (int i = 0; ; i++)
+            {
+                string head = await ScriptedUpstream.ReadHeadAsync(socket);
+                if (head.Length == 0)
+                {
+                    return;
+                }
+
+                lock (heads)
+                {
+                    heads.Add(head.Split("\r\n")[0]);
+                }
+
+                if (first && i == 1)
+                {
+                    return;
+                }
+
+                await ScriptedUpstream.SendAsync(socket, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+            }
+        });
+    }
+
+    [Test]
+    public async Task StalePooledConnection_AGetIsRetriedOnANewConnection()
+    {
+        var heads = new List<string>();
+        await using var upstream = StaleAfterOneRequest(heads);
+        await using var router = RouterFixture.Start(OneUpstream(upstream));
+        using var client = await RawHttpClient.ConnectAsync(router.EndPoint);
+        await client.SendAsync("GET /one HTTP/1.1\r\nHost: x\r\n\r\n");
+        Assert.That((await client.ReadResponseAsync()).StatusCode, Is.EqualTo(200));
+        await client.SendAsync("GET /two HTTP/1.1\r\nHost: x\r\n\r\n");
+        var second = await client.ReadResponseAsync();
+        Assert.That(second.StatusCode, Is.EqualTo(200), "retried transparently");
+        Assert.That(upstream.Accepted, Is.EqualTo(2));
+    }
+
+    // ---- 7. Pipelining ----
+
+    [Test]
+    public async Task PipelinedRequests_OfEveryFraming_AreAnsweredInOrder()
+    {
+        await using var upstream = new ScriptedUpstream(async socket =>
+        {
+            while (true)
+            {
+                string head = await ScriptedUpstream.ReadHeadAsync(socket);
+                if (head.Length == 0)
+                {
+                    return;
+                }
+
+                string path = head.Split(' ')[1];
+                if (head.Contains("Transfer-Encoding: chunked", StringComparison.Ordinal))
+                {
+                    await ReadExactAsync(socket, "0\r\n\r\n".Length);
+                }
+
+                if (head.Contains("Content-Length: 5", StringComparison.Ordinal))
+                {
+                    var body = await ReadExactAsync(socket, 5);
+                    await ScriptedUpstream.SendAsync(socket, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n" + Encoding.ASCII.GetString(body));
+                    continue;
+                }
+
+                await ScriptedUpstream.SendAsync(socket, path switch
+                {
+                    "/head" => "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n",
+                    "/304" => "HTTP/1.1 304 Not Modified\r\nContent-Length: 100\r\n\r\n",
+                    "/hints" => "HTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhints",
+                    "/chunked" => "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+                    _ => "HTTP/1.1 200 OK\r\nContent-Length: " + path.Length + "\r\n\r\n" + path,
+                });
+            }
+        });
+        await using var router = RouterFixture.Start(OneUpstream(upstream));
+        using var client = await RawHttpClient.ConnectAsync(router.EndPoint);
+        await client.SendAsync(
+            "HEAD /head HTTP/1.1\r\nHost: x\r\n\r\n" +
+            "GET /304 HTTP/1.1\r\nHost: x\r\n\r\n" +
+            "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello" +
+            "GET /hints HTTP/1.1\r\nHost: x\r\n\r\n" +
+            "GET /chunked HTTP/1.1\r\nHost: x\r\n\r\n" +
+            "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" +
+            "GET /last HTTP/1.1\r\nHost: x\r\n\r\n");
+        Assert.That((await client.ReadResponseAsync(headRequest: true)).Header("Content-Length"), Is.EqualTo("100"));
+        Assert.That((await client.ReadResponseAsync()).StatusCode, Is.EqualTo(304));
+        Assert.That((await client.ReadResponseAsync()).BodyText, Is.EqualTo("hello"));
+        Assert.That((await client.ReadResponseAsync()).StatusCode, Is.EqualTo(103));
+        Assert.That((await client.ReadResponseAsync()).BodyText, Is.EqualTo("hints"));
+        Assert.That((await client.ReadResponseAsync()).BodyText, Is.EqualTo("abc"));
+        Assert.That((await client.ReadResponseAsync()).BodyText, Is.EqualTo("/echo"));
+        Assert.That((await client.ReadResponseAsync()).BodyText, Is.EqualTo("/last"));
+        Assert.That(upstream.Accepted, Is.EqualTo(1));
+    }
+
+    // ---- 8. Connection: close ----
+
+    [Test]
+    public async Task UpstreamConnectionClose_KeepsTheClientConnection_AndTheUpstreamOneIsNotReused()
+    {
+        await using var upstream = new ScriptedUpstream(async socket =>
+        {
+            await ScriptedUpstream.ReadHeadAsync(socket);
+            await ScriptedUpstream.SendAsync(socket, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+            socket.Shutdown(SocketShutdown.Send);
+            await ScriptedUpstream.ReadHeadAsync(socket);
+        });
+        await using var router = RouterFixture.Start(OneUpstream(upstream));
+        using var client = await RawHttpClient.ConnectAsync(router.EndPoint);
+        for (int i = 0; i < 3; i++)
+        {
+            await client.SendAsync("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+            var response = await client.ReadResponseAsync();
+            Assert.That(response.BodyText, Is.EqualTo("ok"));
+            Assert.That(response.Header("Connection"), Is.Null, "the client's connection is the router's, and stays open");
+        }
+
+        Assert.That(upstream.Accepted, Is.EqualTo(3));
+    }
+
+    // ---- 9. Upgrade ----
+
+    // ---- helpers ----
+
+    private static async Task<byte[]> ReadExactAsync(Socket socket, int count)
+    {
+        var buffer = new byte[count];
+        int filled = 0;
+        while (filled < count)
+        {
+            int n = await socket.ReceiveAsync(buffer.AsMemory(filled), SocketFlags.None);
+            if (n == 0)
+            {
+                throw new EndOfStreamException();
+            }
+
+            filled += n;
+        }
+
+        return buffer;
+    }
+
+    /// <summary>Reads until the peer closes: how many bytes came, and whether the end was a reset rather than a FIN.</summary>
+    private static async Task<(long Bytes, bool Reset)> ReadUntilClosedAsync(Socket socket)
+    {
+        var buffer = new byte[64 * 1024];
+        long total = 0;
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        while (true)
+        {
+            int n;
+            try
+            {
+                n = await socket.ReceiveAsync(buffer, SocketFlags.None, timeout.Token);
+            }
+            catch (SocketException)
+            {
+                return (total, true);
+            }
+
+            if (n == 0)
+            {
+                return (total, false);
+            }
+
+            total += n;
+        }
+    }
+
+    private static async Task UploadUntilStoppedAsync(Socket socket, CancellationToken stop)
+    {
+        var chunk = new byte[16 * 1024];
+        try
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                await socket.SendAsync(chunk, SocketFlags.None, stop);
+            }
+        }
+        catch (Exception ex) when (ex is SocketException or OperationCanceledException or ObjectDisposedException)
+        {
+        }
+    }
+}

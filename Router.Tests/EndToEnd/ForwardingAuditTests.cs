@@ -233,6 +233,45 @@ public sealed class ForwardingAuditTests
 
     // ---- 5. Upstream answers before the whole request body ----
 
+    [Test]
+    public async Task EarlyAnswer_FromAnUpstreamThatKeepsTheConnection_SaysClose_AndTheConnectionEnds()
+    {
+        await using var upstream = new ScriptedUpstream(async socket =>
+        {
+            await ScriptedUpstream.ReadHeadAsync(socket);
+            await ScriptedUpstream.SendAsync(socket, "HTTP/1.1 401 Unauthorized\r\nContent-Length: 5\r\n\r\nnope\n");
+            await ScriptedUpstream.ReadHeadAsync(socket);
+        });
+        await using var router = RouterFixture.Start(OneUpstream(upstream));
+        using var client = await RawHttpClient.ConnectAsync(router.EndPoint);
+        await client.SendAsync("POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n" + new string('b', 1000));
+        var response = await client.ReadResponseAsync();
+        Assert.That(response.StatusCode, Is.EqualTo(401));
+        Assert.That(response.Header("Connection"), Is.EqualTo("close"), "the router is about to close: it says so");
+        Assert.That(await client.IsClosedByServerAsync(TimeSpan.FromSeconds(10)), Is.True);
+        Assert.That(await Eventually.TrueAsync(() => Pool(router).OpenConnections == 0, TimeSpan.FromSeconds(5)), Is.True, "not pooled");
+        await AssertNothingInFlightAsync(router);
+    }
+
+    [Test]
+    public async Task ExpectContinue_AnsweredWithAFinalStatus_SaysClose_AndTheConnectionEnds()
+    {
+        await using var upstream = new ScriptedUpstream(async socket =>
+        {
+            await ScriptedUpstream.ReadHeadAsync(socket);
+            await ScriptedUpstream.SendAsync(socket, "HTTP/1.1 401 Unauthorized\r\nContent-Length: 5\r\n\r\nnope\n");
+            await ScriptedUpstream.ReadHeadAsync(socket);
+        });
+        await using var router = RouterFixture.Start(OneUpstream(upstream));
+        using var client = await RawHttpClient.ConnectAsync(router.EndPoint);
+        await client.SendAsync("PUT /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\nExpect: 100-continue\r\n\r\n");
+        var response = await client.ReadResponseAsync();
+        Assert.That(response.StatusCode, Is.EqualTo(401));
+        Assert.That(response.Header("Connection"), Is.EqualTo("close"), "the body was never sent: the client must know the connection ends");
+        Assert.That(await client.IsClosedByServerAsync(TimeSpan.FromSeconds(10)), Is.True);
+        await AssertNothingInFlightAsync(router);
+    }
+
     // ---- 6. Stale pooled upstream connections ----
 
     /// <summary>

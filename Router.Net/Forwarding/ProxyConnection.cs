@@ -229,9 +229,10 @@ internal sealed partial class ProxyConnection
 
         Volatile.Write(ref _bodyRateActive, 0);
 
-        if (status != CopyStatus.Done)
+        if (status is not (CopyStatus.Done or CopyStatus.DestinationClosed))
         {
-            // Without the whole body the upstream can never answer: unblock the response read.
+            // Without the whole body the upstream can never answer: unblock the response read. Not when the upstream
+            // is the side that closed: it may have answered first (413, 401), and its answer is still to be read.
             upstream.Connection.Abort("request body failed: " + status);
         }
 

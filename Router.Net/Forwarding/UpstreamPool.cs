@@ -160,7 +160,7 @@ internal sealed class UpstreamPool
         ITransportConnection connection;
         if (tls is null)
         {
-            connection = new SocketConnection(socket);
+            connection = new SocketConnection(socket) { KeepReadingAfterSendFailure = true };
         }
         else
         {
@@ -200,6 +200,7 @@ internal sealed class UpstreamPool
         }
 
         Interlocked.Increment(ref _accepted);
+        connection.KeepReadingAfterSendFailure = true;
         return new UpstreamConnection(connection, this);
     }
 

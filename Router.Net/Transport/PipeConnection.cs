@@ -253,6 +253,14 @@ internal abstract class PipeConnection : ITransportConnection
     /// <summary>True once <see cref="Abort"/> ran.</summary>
     internal bool Aborted => Volatile.Read(ref _aborted) != 0;
 
+    /// <summary>
+    /// False (the default): a failed send aborts the connection. True for upstream connections: a server that answers
+    /// early (413, 401) and closes before taking the whole request body makes our sends fail while its response is
+    /// still unread in our receive queue, and an abort would throw that response away. The socket is dead anyway, so
+    /// a read still ends by itself, after the bytes that arrived, at the peer's FIN or reset.
+    /// </summary>
+    internal bool KeepReadingAfterSendFailure { get; set; }
+
     /// <summary>Closes the transport once the send side drained; <paramref name="graceful"/> is false after an abort.</summary>
     protected abstract ValueTask CloseGracefullyAsync(bool graceful);
 }

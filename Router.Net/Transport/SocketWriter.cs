@@ -286,7 +286,11 @@ internal class SocketWriter : PipeWriter
         _failed = true;
         Release();
         var error = _connection.SendFailed(ex);
-        _connection.Abort(_connection.CloseReason ?? error.Message);
+        if (!_connection.KeepReadingAfterSendFailure)
+        {
+            _connection.Abort(_connection.CloseReason ?? error.Message);
+        }
+
         return s_closed;
     }
 

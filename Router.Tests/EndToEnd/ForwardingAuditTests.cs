@@ -234,6 +234,31 @@ public sealed class ForwardingAuditTests
     // ---- 5. Upstream answers before the whole request body ----
 
     [Test]
+    public async Task EarlyAnswer_WhileTheClientUploads_ReachesTheClient_SaysClose_AndTheConnectionEnds()
+    {
+        await using var upstream = new ScriptedUpstream(async socket =>
+        {
+            await ScriptedUpstream.ReadHeadAsync(socket);
+            await ScriptedUpstream.SendAsync(socket, "HTTP/1.1 413 Content Too Large\r\nContent-Length: 8\r\nConnection: close\r\n\r\ntoo big\n");
+
+            // Closing with the body unread: the kernel resets the connection.
+        });
+        await using var router = RouterFixture.Start(OneUpstream(upstream));
+        using var client = await RawHttpClient.ConnectAsync(router.EndPoint);
+        await client.SendAsync("POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000\r\n\r\n");
+        using var stop = new CancellationTokenSource();
+        var uploading = UploadUntilStoppedAsync(client.Socket, stop.Token);
+        var response = await client.ReadResponseAsync();
+        Assert.That(response.StatusCode, Is.EqualTo(413));
+        Assert.That(response.BodyText, Is.EqualTo("too big\n"));
+        Assert.That(response.Header("Connection"), Is.EqualTo("close"), "the router is about to close: it says so");
+        Assert.That(await client.IsClosedByServerAsync(TimeSpan.FromSeconds(10)), Is.True, "the unread body is never read as a next request");
+        await stop.CancelAsync();
+        await uploading;
+        await AssertNothingInFlightAsync(router);
+    }
+
+    [Test]
     public async Task EarlyAnswer_FromAnUpstreamThatKeepsTheConnection_SaysClose_AndTheConnectionEnds()
     {
         await using var upstream = new ScriptedUpstream(async socket =>

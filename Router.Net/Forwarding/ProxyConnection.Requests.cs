@@ -282,7 +282,9 @@ internal sealed partial class ProxyConnection
                             _upstreamTicks = Stopwatch.GetTimestamp() - _upstreamStart;
                             if (head != ResponseHeadStatus.Ok)
                             {
-                                bool canRetry = reused && connectAttempt == 0 && !bodySent;
+                                // Our request went out before the close was seen: the upstream may have taken it
+                                // and died acting on it, so only a request safe to repeat is sent again.
+                                bool canRetry = reused && connectAttempt == 0 && !bodySent && IsIdempotent();
                                 result = await FailedExchangeAsync(upstream, head, bodyTask, canRetry, keepAlive).ConfigureAwait(false);
                                 if (result.Outcome == UpstreamOutcome.StalePooledConnection)
                                 {
@@ -667,8 +669,11 @@ internal sealed partial class ProxyConnection
         _ => RespondLocalAsync(502, keepAlive && !result.BodyStarted),
     };
 
-    private bool IsRetryable(UpstreamOutcome outcome) => _request.Method is HttpMethod.Get or HttpMethod.Head or HttpMethod.Options
-        or HttpMethod.Put or HttpMethod.Delete or HttpMethod.Trace
+    /// <summary>RFC 9110 §9.2.2: the methods a client may repeat automatically.</summary>
+    private bool IsIdempotent() => _request.Method is HttpMethod.Get or HttpMethod.Head or HttpMethod.Options
+        or HttpMethod.Put or HttpMethod.Delete or HttpMethod.Trace;
+
+    private bool IsRetryable(UpstreamOutcome outcome) => IsIdempotent()
         && outcome switch
         {
             // The body is still unread in the client pipe: safe to send elsewhere.

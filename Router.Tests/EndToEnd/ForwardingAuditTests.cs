@@ -347,6 +347,28 @@ public sealed class ForwardingAuditTests
         Assert.That(upstream.Accepted, Is.EqualTo(2));
     }
 
+    [TestCase("POST", "")]
+    [TestCase("POST", "Content-Length: 0\r\n")]
+    [TestCase("PATCH", "")]
+    public async Task StalePooledConnection_ANonIdempotentRequestThatWasSent_IsNotSentAgain(string method, string headers)
+    {
+        var heads = new List<string>();
+        await using var upstream = StaleAfterOneRequest(heads);
+        await using var router = RouterFixture.Start(OneUpstream(upstream, new RetryConfig { MaxAttempts = 3 }));
+        using var client = await RawHttpClient.ConnectAsync(router.EndPoint);
+        await client.SendAsync("GET /one HTTP/1.1\r\nHost: x\r\n\r\n");
+        Assert.That((await client.ReadResponseAsync()).StatusCode, Is.EqualTo(200));
+        await client.SendAsync($"{method} /order HTTP/1.1\r\nHost: x\r\n{headers}\r\n");
+        var second = await client.ReadResponseAsync();
+        Assert.That(second.StatusCode, Is.EqualTo(502), "the upstream may have acted on it: the router must not resend");
+        lock (heads)
+        {
+            Assert.That(heads.Count(h => h.StartsWith(method + " /order", StringComparison.Ordinal)), Is.EqualTo(1), "sent once");
+        }
+
+        await AssertNothingInFlightAsync(router);
+    }
+
     // ---- 7. Pipelining ----
 
     [Test]

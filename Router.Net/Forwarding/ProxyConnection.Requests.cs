@@ -262,6 +262,13 @@ internal sealed partial class ProxyConnection
                                 }
 
                                 upstreamInput.AdvanceTo(reader.Position);
+                                if (response.StatusCode == 101 && !tunnel)
+                                {
+                                    // A switch to a protocol the client never asked for (RFC 9110 §15.2.2).
+                                    head = ResponseHeadStatus.Invalid;
+                                    break;
+                                }
+
                                 if (response.StatusCode is >= 100 and < 200 && response.StatusCode != 101)
                                 {
                                     // Interim responses (100 Continue, 103 Early Hints) go to HTTP/1.1 clients as they come.

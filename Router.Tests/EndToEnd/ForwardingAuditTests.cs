@@ -455,6 +455,23 @@ public sealed class ForwardingAuditTests
 
     // ---- 9. Upgrade ----
 
+    [Test]
+    public async Task SwitchingProtocols_TheClientDidNotAskFor_IsNotPassedOn()
+    {
+        await using var upstream = new ScriptedUpstream(async socket =>
+        {
+            await ScriptedUpstream.ReadHeadAsync(socket);
+            await ScriptedUpstream.SendAsync(socket, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n");
+            await ReadUntilClosedAsync(socket);
+        });
+        await using var router = RouterFixture.Start(OneUpstream(upstream));
+        using var client = await RawHttpClient.ConnectAsync(router.EndPoint);
+        await client.SendAsync("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        var response = await client.ReadResponseAsync();
+        Assert.That(response.StatusCode, Is.EqualTo(502), "a protocol switch nobody asked for is a bad gateway");
+        await AssertNothingInFlightAsync(router);
+    }
+
     // ---- helpers ----
 
     private static async Task<byte[]> ReadExactAsync(Socket socket, int count)

@@ -247,12 +247,25 @@ internal sealed partial class ProxyConnection
         Volatile.Write(ref _upstream, null);
         var up = CopyUntilCloseAsync(_client.Input, upstream.Output, route: null).AsTask();
         var down = CopyUntilCloseAsync(upstream.Input, _client.Output, route: null).AsTask();
-        await Task.WhenAny(up, down).ConfigureAwait(false);
-        await _client.Output.FlushAsync().ConfigureAwait(false);
-        upstream.Connection.Abort("tunnel closed");
-        _client.Abort("tunnel closed");
+        var first = await Task.WhenAny(up, down).ConfigureAwait(false);
+        bool graceful = await first.ConfigureAwait(false) == CopyStatus.Done;
+        if (graceful)
+        {
+            // One side closed after sending everything, and all of it reached the other side's kernel: pass the FIN
+            // on (a half-close, as TCP proxies do) and let the other direction finish. A reset here would drop what
+            // the kernel has not sent yet.
+            await (first == up ? upstream.Output : _client.Output).CompleteAsync().ConfigureAwait(false);
+            graceful = await (first == up ? down : up).ConfigureAwait(false) == CopyStatus.Done;
+        }
+
+        if (!graceful)
+        {
+            upstream.Connection.Abort("tunnel broken");
+            _client.Abort("tunnel broken");
+        }
+
         await Task.WhenAll(up, down).ConfigureAwait(false);
-        await upstream.CloseAsync().ConfigureAwait(false);
+        await upstream.CloseAsync(graceful).ConfigureAwait(false);
     }
 
     private async ValueTask CloseUpstreamAsync(UpstreamConnection upstream)

@@ -44,10 +44,15 @@ internal sealed class UpstreamConnection
     /// <summary>Closes without waiting (pool eviction, drain).</summary>
     public void CloseInBackground() => _ = CloseAsync().AsTask();
 
-    public async ValueTask CloseAsync()
+    /// <param name="graceful">True: a FIN after everything written (a tunnel both sides ended); false: a reset.</param>
+    public async ValueTask CloseAsync(bool graceful = false)
     {
         Response.Release();
-        Connection.Abort("upstream closed by router");
+        if (!graceful)
+        {
+            Connection.Abort("upstream closed by router");
+        }
+
         await Connection.DisposeAsync().ConfigureAwait(false);
         Pool.OnClosed();
     }

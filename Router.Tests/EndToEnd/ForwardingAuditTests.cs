@@ -456,6 +456,63 @@ public sealed class ForwardingAuditTests
     // ---- 9. Upgrade ----
 
     [Test]
+    public async Task Tunnel_ClosedByTheUpstream_DeliversEveryByteToTheClient_ThenAFin()
+    {
+        const int size = 8 * 1024 * 1024;
+        var upstreamDone = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var upstream = new ScriptedUpstream(async socket =>
+        {
+            await ScriptedUpstream.ReadHeadAsync(socket);
+            await ScriptedUpstream.SendAsync(socket, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: test\r\nConnection: Upgrade\r\n\r\n");
+            await socket.SendAsync(new byte[size], SocketFlags.None);
+            socket.Shutdown(SocketShutdown.Send);
+            upstreamDone.SetResult();
+            await ReadUntilClosedAsync(socket);
+        });
+        await using var router = RouterFixture.Start(OneUpstream(upstream));
+        using var client = await RawHttpClient.ConnectAsync(router.EndPoint);
+        client.Socket.ReceiveBufferSize = 64 * 1024;
+        await client.SendAsync("GET /tunnel HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: test\r\n\r\n");
+
+        // The head byte by byte: tunnel bytes after it stay in the socket for the count below.
+        var switching = await ScriptedUpstream.ReadHeadAsync(client.Socket);
+        Assert.That(switching, Does.StartWith("HTTP/1.1 101 "));
+
+        // The client reads nothing until the upstream has sent everything and closed.
+        await upstreamDone.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        var (bytes, reset) = await ReadUntilClosedAsync(client.Socket);
+        Assert.That(bytes, Is.EqualTo(size), "every byte the upstream sent");
+        Assert.That(reset, Is.False, "the tunnel ends with a FIN");
+
+        // The FIN was passed on as a half-close; the client's own close ends the tunnel.
+        client.Socket.Shutdown(SocketShutdown.Send);
+        await AssertNothingInFlightAsync(router);
+    }
+
+    [Test]
+    public async Task Tunnel_ClosedByTheClient_DeliversEveryByteToTheUpstream_ThenAFin()
+    {
+        const int size = 8 * 1024 * 1024;
+        var received = new TaskCompletionSource<(long Bytes, bool Reset)>(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var upstream = new ScriptedUpstream(async socket =>
+        {
+            await ScriptedUpstream.ReadHeadAsync(socket);
+            await ScriptedUpstream.SendAsync(socket, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: test\r\nConnection: Upgrade\r\n\r\n");
+            received.SetResult(await ReadUntilClosedAsync(socket));
+        });
+        await using var router = RouterFixture.Start(OneUpstream(upstream));
+        using var client = await RawHttpClient.ConnectAsync(router.EndPoint);
+        await client.SendAsync("GET /tunnel HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: test\r\n\r\n");
+        Assert.That((await client.ReadResponseAsync()).StatusCode, Is.EqualTo(101));
+        await client.SendAsync(new byte[size]);
+        client.Socket.Shutdown(SocketShutdown.Send);
+        var (bytes, reset) = await received.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.That(bytes, Is.EqualTo(size), "every byte the client sent");
+        Assert.That(reset, Is.False, "the tunnel ends with a FIN");
+        await AssertNothingInFlightAsync(router);
+    }
+
+    [Test]
     public async Task SwitchingProtocols_TheClientDidNotAskFor_IsNotPassedOn()
     {
         await using var upstream = new ScriptedUpstream(async socket =>

@@ -307,7 +307,7 @@ internal sealed partial class ProxyConnection
                             var success = code >= 500 ? UpstreamOutcome.ServerError : UpstreamOutcome.Success;
                             if (code == 101 && tunnel)
                             {
-                                await TunnelAsync(upstream).ConfigureAwait(false);
+                                await TunnelAsync(upstream, route).ConfigureAwait(false);
                                 result = new ForwardResult(success, Responded: true, KeepAlive: false, BodyStarted: false);
                                 break;
                             }

@@ -239,7 +239,7 @@ internal sealed partial class ProxyConnection
         return status;
     }
 
-    private async Task TunnelAsync(UpstreamConnection upstream)
+    private async Task TunnelAsync(UpstreamConnection upstream, CompiledRoute route)
     {
         // After 101 both sides speak another protocol: bytes flow both ways until either side closes.
         HeadWriter.WriteResponse(_client.Output, upstream.Response, closeClient: false, clientHttp10: false, tunnel: true);
@@ -255,7 +255,13 @@ internal sealed partial class ProxyConnection
             // on (a half-close, as TCP proxies do) and let the other direction finish. A reset here would drop what
             // the kernel has not sent yet.
             await (first == up ? upstream.Output : _client.Output).CompleteAsync().ConfigureAwait(false);
+
+            // A half-closed tunnel must not wait for ever on a peer that never closes its side (HAProxy's
+            // client-fin / server-fin timeouts): the other direction gets the cluster's idle timeout to finish, then
+            // the heartbeat cuts the client, which ends both copies.
+            Volatile.Write(ref _idleDeadline, Environment.TickCount64 + route.Cluster.Config.IdleTimeoutMs);
             graceful = await (first == up ? down : up).ConfigureAwait(false) == CopyStatus.Done;
+            Volatile.Write(ref _idleDeadline, long.MaxValue);
         }
 
         if (!graceful)

@@ -513,6 +513,35 @@ public sealed class ForwardingAuditTests
     }
 
     [Test]
+    public async Task Tunnel_HalfClosedByTheUpstream_WhileTheClientNeverCloses_EndsAfterTheClustersIdleTimeout()
+    {
+        var upstreamSawClose = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var upstream = new ScriptedUpstream(async socket =>
+        {
+            await ScriptedUpstream.ReadHeadAsync(socket);
+            await ScriptedUpstream.SendAsync(socket, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: test\r\nConnection: Upgrade\r\n\r\n");
+            socket.Shutdown(SocketShutdown.Send);
+            await ReadUntilClosedAsync(socket);
+            upstreamSawClose.SetResult();
+        });
+        var config = OneUpstream(upstream);
+        config = config with { Clusters = [config.Clusters[0] with { IdleTimeoutMs = 500 }] };
+        await using var router = RouterFixture.Start(config);
+        using var client = await RawHttpClient.ConnectAsync(router.EndPoint);
+        await client.SendAsync("GET /tunnel HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: test\r\n\r\n");
+        var switching = await ScriptedUpstream.ReadHeadAsync(client.Socket);
+        Assert.That(switching, Does.StartWith("HTTP/1.1 101 "));
+
+        // The upstream's FIN reaches the client as a half-close; the client keeps its own side open and silent.
+        var (bytes, _) = await ReadUntilClosedAsync(client.Socket);
+        Assert.That(bytes, Is.Zero);
+
+        // Nobody closes the other direction, so the router must: the upstream sees its connection end.
+        await upstreamSawClose.Task.WaitAsync(TimeSpan.FromSeconds(15));
+        await AssertNothingInFlightAsync(router);
+    }
+
+    [Test]
     public async Task SwitchingProtocols_TheClientDidNotAskFor_IsNotPassedOn()
     {
         await using var upstream = new ScriptedUpstream(async socket =>

@@ -647,17 +647,34 @@ internal sealed partial class ProxyConnection
     {
         if (!bodyTask.IsCompleted)
         {
-            // The upstream answered before taking the whole body; neither connection is in a known state.
-            _client.Input.CancelPendingRead();
+            // The upstream answered before taking the whole body; neither connection is in a known state. Our FIN
+            // goes now and the upstream is cut, so the copy ends at its next send; what the client still sends is
+            // then drained (the linger). Waking the copy's read instead would shut the receive side, and closing
+            // with the client's bytes unread makes the kernel send a reset that can destroy the answer. A client
+            // that sends nothing more (it waited for 100-continue) has its read woken after the linger time.
+            await _client.Output.CompleteAsync().ConfigureAwait(false);
             upstream.Connection.Abort("response before request body");
+            if (await Task.WhenAny(bodyTask, Task.Delay(LingerMs)).ConfigureAwait(false) != bodyTask)
+            {
+                _client.Input.CancelPendingRead();
+            }
+
             await bodyTask.ConfigureAwait(false);
             await CloseUpstreamAsync(upstream).ConfigureAwait(false);
+            await LingerAsync().ConfigureAwait(false);
             return false;
         }
 
-        if (await bodyTask.ConfigureAwait(false) != CopyStatus.Done)
+        var status = await bodyTask.ConfigureAwait(false);
+        if (status != CopyStatus.Done)
         {
             await CloseUpstreamAsync(upstream).ConfigureAwait(false);
+            if (status == CopyStatus.DestinationClosed)
+            {
+                // The upstream answered and closed before taking the whole body: the rest is still on its way.
+                await LingerAsync().ConfigureAwait(false);
+            }
+
             return false;
         }
 

@@ -316,12 +316,22 @@ internal sealed partial class ProxyConnection
         _local = true;
         HeadWriter.WriteLocal(_client.Output, status, close: true, extraHeaders);
         await _client.Output.FlushAsync().ConfigureAwait(false);
-        await _client.Output.CompleteAsync().ConfigureAwait(false);
+        await LingerAsync().ConfigureAwait(false);
+    }
 
-        // Lingering close (as nginx's lingering_close): drain what the client still sends for a moment so the
-        // kernel does not answer it with a reset that could destroy our response before the client reads it.
+    /// <summary>How long a closing connection keeps draining what the client still sends (nginx's lingering_time is 30 s, its lingering_timeout 5 s).</summary>
+    private const int LingerMs = 2000;
+
+    /// <summary>
+    /// Ends the client connection after a response that left part of the request unread: a FIN, then the client's
+    /// bytes drained for a moment (as nginx's lingering_close), so the kernel does not answer them with a reset that
+    /// could destroy the response before the client reads it.
+    /// </summary>
+    private async ValueTask LingerAsync()
+    {
+        await _client.Output.CompleteAsync().ConfigureAwait(false);
         Volatile.Write(ref _headDeadlineIsKeepAlive, 1);
-        Volatile.Write(ref _headDeadline, Environment.TickCount64 + 2000);
+        Volatile.Write(ref _headDeadline, Environment.TickCount64 + LingerMs);
         var input = _client.Input;
         while (true)
         {

@@ -1,4 +1,5 @@
 using System.Net.Sockets;
+using System.Runtime.CompilerServices;
 using System.Text;
 using NUnit.Framework;
 using Router.Core.Configuration;
@@ -255,6 +256,37 @@ public sealed class ForwardingAuditTests
         Assert.That(await client.IsClosedByServerAsync(TimeSpan.FromSeconds(10)), Is.True, "the unread body is never read as a next request");
         await stop.CancelAsync();
         await uploading;
+        await AssertNothingInFlightAsync(router);
+    }
+
+    [TestCase(true, TestName = "EarlyAnswer_ThenTheUpstreamCloses_TheRouterDrainsTheUploadForAMoment_BeforeItCloses")]
+    [TestCase(false, TestName = "EarlyAnswer_OnAKeptUpstreamConnection_TheRouterDrainsTheUploadForAMoment_BeforeItCloses")]
+    public async Task EarlyAnswer_TheRouterLingers(bool upstreamCloses)
+    {
+        await using var upstream = new ScriptedUpstream(async socket =>
+        {
+            await ScriptedUpstream.ReadHeadAsync(socket);
+            await ScriptedUpstream.SendAsync(socket, "HTTP/1.1 413 Content Too Large\r\nContent-Length: 8\r\n\r\ntoo big\n");
+            if (!upstreamCloses)
+            {
+                await ReadUntilClosedAsync(socket);
+            }
+        });
+        await using var router = RouterFixture.Start(OneUpstream(upstream));
+        using var client = await RawHttpClient.ConnectAsync(router.EndPoint);
+        await client.SendAsync("POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000000\r\n\r\n");
+        var sent = new StrongBox<long>();
+        var uploading = UploadCountingAsync(client.Socket, sent);
+        var response = await client.ReadResponseAsync();
+        Assert.That(response.StatusCode, Is.EqualTo(413));
+        long atAnswer = Volatile.Read(ref sent.Value);
+
+        // The router says it is done (a FIN), then keeps reading what the client still sends for a moment: closing
+        // with it unread would make the kernel send a reset, which can destroy the answer before a client reads it.
+        Assert.That(await client.IsClosedByServerAsync(TimeSpan.FromSeconds(10)), Is.True, "a FIN");
+        await uploading.WaitAsync(TimeSpan.FromSeconds(30));
+        long drained = Volatile.Read(ref sent.Value) - atAnswer;
+        Assert.That(drained, Is.GreaterThan(64L * 1024 * 1024), "accepted after the answer: more than any socket buffers hold");
         await AssertNothingInFlightAsync(router);
     }
 
@@ -602,6 +634,23 @@ public sealed class ForwardingAuditTests
             }
 
             total += n;
+        }
+    }
+
+    /// <summary>Sends until the connection fails, counting the bytes the kernel took.</summary>
+    private static async Task UploadCountingAsync(Socket socket, StrongBox<long> sent)
+    {
+        var chunk = new byte[64 * 1024];
+        try
+        {
+            while (true)
+            {
+                int n = await socket.SendAsync(chunk, SocketFlags.None);
+                Interlocked.Add(ref sent.Value, n);
+            }
+        }
+        catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
+        {
         }
     }
 

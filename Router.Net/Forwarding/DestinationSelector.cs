@@ -13,9 +13,14 @@ internal readonly record struct Selection(ClusterState? Cluster, DestinationStat
 /// </summary>
 internal static class DestinationSelector
 {
-    public static Selection Select(CompiledRoute route, DestinationState? exclude)
+    /// <summary>
+    /// Picks the destination for an attempt, never one of the first <paramref name="excludedCount"/> entries of
+    /// <paramref name="excluded"/> (the destinations this request already tried).
+    /// </summary>
+    public static Selection Select(CompiledRoute route, DestinationState?[]? excluded, int excludedCount)
     {
         var shed = ShedReason.NoDestination;
+        var exclude = new AvailableExcept(excluded, excludedCount);
         var selection = TryCluster(route.Cluster, exclude, ref shed);
         if (selection.Destination is not null)
         {
@@ -48,7 +53,7 @@ internal static class DestinationSelector
         return new Selection(null, null, false, shed);
     }
 
-    private static Selection TryCluster(ClusterState cluster, DestinationState? exclude, ref ShedReason shed)
+    private static Selection TryCluster(ClusterState cluster, AvailableExcept exclude, ref ShedReason shed)
     {
         if (!cluster.Limit.TryEnter())
         {
@@ -56,9 +61,9 @@ internal static class DestinationSelector
             return default;
         }
 
-        var destination = exclude is null
+        var destination = exclude.Count == 0
             ? LoadBalancer.PickAvailable(cluster)
-            : LoadBalancer.Pick(cluster, new AvailableExcept(exclude));
+            : LoadBalancer.Pick(cluster, exclude);
         if (destination is not null)
         {
             bool isTrial = false;
@@ -101,10 +106,27 @@ internal static class DestinationSelector
 
     private readonly struct AvailableExcept : IDestinationFilter
     {
-        private readonly DestinationState _excluded;
+        private readonly DestinationState?[]? _excluded;
 
-        public AvailableExcept(DestinationState excluded) => _excluded = excluded;
+        public AvailableExcept(DestinationState?[]? excluded, int count)
+        {
+            _excluded = excluded;
+            Count = excluded is null ? 0 : count;
+        }
 
-        public bool Allows(DestinationState destination) => !ReferenceEquals(destination, _excluded) && destination.IsAvailable;
+        public int Count { get; }
+
+        public bool Allows(DestinationState destination)
+        {
+            for (int i = 0; i < Count; i++)
+            {
+                if (ReferenceEquals(destination, _excluded![i]))
+                {
+                    return false;
+                }
+            }
+
+            return destination.IsAvailable;
+        }
     }
 }

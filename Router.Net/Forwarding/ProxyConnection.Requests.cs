@@ -151,13 +151,15 @@ internal sealed partial class ProxyConnection
         }
         else
         {
-            DestinationState? exclude = null;
+            // Destinations this request already tried (a retry goes elsewhere); the array is the connection's,
+            // allocated on its first retry.
+            int tried = 0;
             RetryBudget? heldRetry = null;
             try
             {
                 for (int attempt = 0; ; attempt++)
                 {
-                    var selection = DestinationSelector.Select(route, exclude);
+                    var selection = DestinationSelector.Select(route, _tried, tried);
                     if (selection.Destination is null)
                     {
                         keepAlive = await RespondShedAsync(selection.Shed, keepAlive).ConfigureAwait(false);
@@ -463,12 +465,15 @@ internal sealed partial class ProxyConnection
                         Interlocked.Increment(ref _runtime.Metrics.UpstreamFailures(cluster.Id)[(int)result.Outcome]);
                     }
 
+                    // One retry permit covers every further attempt of the request (the budget bounds requests
+                    // retrying, maxAttempts bounds each one's attempts).
                     if (!result.Responded && IsRetryable(result.Outcome) && attempt + 1 < (cluster.Config.Retry?.MaxAttempts ?? 1)
-                        && heldRetry is null && cluster.Retries is { } budget && budget.TryAcquireRetry(Volatile.Read(ref cluster.InFlight)))
+                        && (heldRetry is not null || (cluster.Retries is { } budget && budget.TryAcquireRetry(Volatile.Read(ref cluster.InFlight)))))
                     {
                         // Nothing reached the client and the upstream cannot have acted on the request: try another destination.
-                        heldRetry = budget;
-                        exclude = destination;
+                        heldRetry ??= cluster.Retries;
+                        _tried ??= new DestinationState?[Core.Configuration.ConfigValidator.MaxRetryAttempts];
+                        _tried[tried++] = destination;
                         _runtime.CountRetry();
                         continue;
                     }
@@ -481,6 +486,11 @@ internal sealed partial class ProxyConnection
             }
             finally
             {
+                if (tried != 0)
+                {
+                    Array.Clear(_tried!, 0, tried);
+                }
+
                 heldRetry?.ReleaseRetry();
                 route.Limit.Exit();
                 global!.Exit();

@@ -32,6 +32,9 @@ internal sealed partial class ProxyConnection
     private ChunkedDecoder _responseChunks;
     private UpstreamConnection? _upstream;
 
+    // The destinations the current request already tried, for its retries (allocated on the connection's first retry).
+    private DestinationState?[]? _tried;
+
     // Per-request metrics state: when the head was parsed, the status sent, and whose counters get it.
     private long _requestStart;
     private int _status;

@@ -33,6 +33,13 @@ internal sealed class ConcurrencyLimit
     /// <summary>Entries refused since creation (for metrics).</summary>
     public long Rejected => Interlocked.Read(ref _rejected);
 
+    /// <summary>
+    /// The gate for a reloaded config: <paramref name="previous"/> itself when its limit is the same, so the requests
+    /// in flight through it keep counting (a fresh gate would admit a full limit on top of them); otherwise a new one.
+    /// </summary>
+    public static ConcurrencyLimit CarryOver(ConcurrencyLimit? previous, int? limit)
+        => previous is not null && previous._limit == (limit is > 0 ? limit.Value : 0) ? previous : new ConcurrencyLimit(limit);
+
     /// <summary>Enters the gate; false when it is full (answer 503 with Retry-After).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public bool TryEnter()

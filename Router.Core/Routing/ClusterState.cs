@@ -14,14 +14,15 @@ namespace Router.Core.Routing;
 /// </remarks>
 internal sealed class ClusterState
 {
-    public ClusterState(ClusterConfig config, DestinationState[] destinations)
+    // previousLimit: the same cluster's gate in the config being replaced, kept when its limit is unchanged.
+    public ClusterState(ClusterConfig config, DestinationState[] destinations, ConcurrencyLimit? previousLimit = null)
     {
         Config = config;
         Id = config.Id;
         IdUtf8 = Encoding.UTF8.GetBytes(config.Id);
         Destinations = destinations;
         LoadBalancer = LoadBalancingPolicies.Parse(config.LoadBalancing);
-        Limit = new ConcurrencyLimit(config.MaxConcurrentRequests);
+        Limit = ConcurrencyLimit.CarryOver(previousLimit, config.MaxConcurrentRequests);
         var detectors = new List<OutlierDetector>(destinations.Length);
         foreach (var destination in destinations)
         {

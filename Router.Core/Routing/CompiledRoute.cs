@@ -7,10 +7,11 @@ namespace Router.Core.Routing;
 /// <summary>A route as the data plane uses it: its clusters resolved, its strings pre-encoded.</summary>
 internal sealed class CompiledRoute
 {
-    public CompiledRoute(RouteConfig config, ClusterState cluster, ClusterState? fallback, ClusterState[]? fallbacks = null)
+    // previousLimit: the same route's gate in the config being replaced, kept when its limit is unchanged.
+    public CompiledRoute(RouteConfig config, ClusterState cluster, ClusterState? fallback, ClusterState[]? fallbacks = null, ConcurrencyLimit? previousLimit = null)
     {
         Fallbacks = fallbacks ?? (fallback is null ? [] : [fallback]);
-        Limit = new ConcurrencyLimit(config.MaxConcurrentRequests);
+        Limit = ConcurrencyLimit.CarryOver(previousLimit, config.MaxConcurrentRequests);
         Config = config;
         Id = config.Id;
         IdUtf8 = Encoding.UTF8.GetBytes(config.Id);

@@ -61,6 +61,8 @@ internal sealed class RoutingSnapshot
     /// A destination that moved to another cluster starts fresh.</item>
     /// <item>A cluster whose config is unchanged (same settings, same destination addresses in the same order)
     /// keeps its <see cref="ClusterState"/> object, so its in-flight count and round-robin cursor carry over.</item>
+    /// <item>A cluster or route (by id) whose concurrency limit is unchanged keeps its gate even when other settings
+    /// changed, so the requests in flight keep counting against it.</item>
     /// </list>
     /// Destinations not carried over are listed by <see cref="RemovedSince"/>, so their pools can drain.
     /// </remarks>
@@ -78,9 +80,20 @@ internal sealed class RoutingSnapshot
             previous?.TryGetCluster(clusterConfig.Id, out old);
             var cluster = old is not null && IsUnchanged(old.Config, clusterConfig)
                 ? old
-                : new ClusterState(clusterConfig, CompileDestinations(clusterConfig, old));
+                : new ClusterState(clusterConfig, CompileDestinations(clusterConfig, old), old?.Limit);
             clusters[i] = cluster;
             clustersById.Add(cluster.Id, cluster);
+        }
+
+        // Route gates carry over by route id (requests in flight keep counting against an unchanged limit).
+        Dictionary<string, CompiledRoute>? previousRoutes = null;
+        if (previous is not null)
+        {
+            previousRoutes = new Dictionary<string, CompiledRoute>(previous.Routes.Length, StringComparer.Ordinal);
+            foreach (var route in previous.Routes)
+            {
+                previousRoutes.TryAdd(route.Id, route);
+            }
         }
 
         var routes = new CompiledRoute[config.Routes.Count];
@@ -89,7 +102,9 @@ internal sealed class RoutingSnapshot
             var routeConfig = config.Routes[i];
             var fallback = routeConfig.FallbackCluster is { } fallbackId ? clustersById[fallbackId] : null;
             var primary = clustersById[routeConfig.Cluster];
-            routes[i] = new CompiledRoute(routeConfig, primary, fallback, FallbackChain(primary, fallback, clustersById));
+            CompiledRoute? oldRoute = null;
+            previousRoutes?.TryGetValue(routeConfig.Id, out oldRoute);
+            routes[i] = new CompiledRoute(routeConfig, primary, fallback, FallbackChain(primary, fallback, clustersById), oldRoute?.Limit);
         }
 
         return new RoutingSnapshot(config, info, routes, clusters, clustersById, RouteMatcher.Build(routes));

@@ -159,4 +159,60 @@ public sealed class ResilienceAuditTests
             }
         }
     }
+
+    // ---- Concurrency limits across a reload ----
+
+    [Test]
+    public async Task RouteLimit_StillCountsARequestInFlight_AfterAReloadThatLeavesTheRouteUnchanged()
+    {
+        await using var upstream = new HoldingUpstream();
+        var route = Route("r", "c") with { MaxConcurrentRequests = 1 };
+        var config = new RouterConfig { Routes = [route], Clusters = [ClusterOf("c", upstream.Address)] };
+        await using var router = RouterFixture.Start(config);
+
+        using var first = await RawHttpClient.ConnectAsync(router.EndPoint);
+        await first.SendAsync("GET /held HTTP/1.1\r\nHost: x\r\n\r\n");
+        await upstream.WaitForArrivalAsync();
+
+        // An unrelated change: another route.
+        var reloaded = config with { Routes = [route, Route("other", "c", prefix: "/other")] };
+        Assert.That(router.Host.Applier.Apply(reloaded, "test").Applied, Is.True);
+
+        var second = await GetPromptlyAsync(router);
+        Assert.That(second.StatusCode, Is.EqualTo(503), "the route's one slot is still taken by the request in flight");
+        Assert.That(second.Header("X-Router-Shed"), Is.EqualTo("route-limit"));
+        Assert.That(upstream.Requests, Is.EqualTo(1), "nothing more reached the upstream");
+
+        upstream.Release();
+        Assert.That((await first.ReadResponseAsync()).StatusCode, Is.EqualTo(200));
+        await AssertGatesDrainedAsync(router);
+        Assert.That((await GetAsync(router)).StatusCode, Is.EqualTo(200), "the slot is free again");
+    }
+
+    [Test]
+    public async Task ClusterLimit_StillCountsARequestInFlight_AfterAReloadThatChangesAnotherClusterSetting()
+    {
+        await using var upstream = new HoldingUpstream();
+        var cluster = ClusterOf("c", upstream.Address) with { MaxConcurrentRequests = 1 };
+        var config = new RouterConfig { Routes = [Route("r", "c")], Clusters = [cluster] };
+        await using var router = RouterFixture.Start(config);
+
+        using var first = await RawHttpClient.ConnectAsync(router.EndPoint);
+        await first.SendAsync("GET /held HTTP/1.1\r\nHost: x\r\n\r\n");
+        await upstream.WaitForArrivalAsync();
+
+        // The cluster changes, but not its limit.
+        var reloaded = config with { Clusters = [cluster with { ConnectTimeoutMs = 4000 }] };
+        Assert.That(router.Host.Applier.Apply(reloaded, "test").Applied, Is.True);
+
+        var second = await GetPromptlyAsync(router);
+        Assert.That(second.StatusCode, Is.EqualTo(503), "the cluster's one slot is still taken by the request in flight");
+        Assert.That(second.Header("X-Router-Shed"), Is.EqualTo("cluster-limit"));
+        Assert.That(upstream.Requests, Is.EqualTo(1), "nothing more reached the upstream");
+
+        upstream.Release();
+        Assert.That((await first.ReadResponseAsync()).StatusCode, Is.EqualTo(200));
+        await AssertGatesDrainedAsync(router);
+        Assert.That((await GetAsync(router)).StatusCode, Is.EqualTo(200), "the slot is free again");
+    }
 }

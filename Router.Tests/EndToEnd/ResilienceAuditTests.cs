@@ -215,4 +215,297 @@ public sealed class ResilienceAuditTests
         await AssertGatesDrainedAsync(router);
         Assert.That((await GetAsync(router)).StatusCode, Is.EqualTo(200), "the slot is free again");
     }
+
+    /// <summary>A loopback address nothing listens on: connections are refused.</summary>
+    private static string DeadAddress()
+    {
+        var listener = new TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        string address = listener.LocalEndpoint.ToString()!;
+        listener.Stop();
+        return address;
+    }
+
+    // ---- Circuit breaker ----
+
+    [Test]
+    public async Task Breaker_HalfOpen_ABurstLetsExactlyTheTrialLimitThrough_AndTrialsWhoseClientsVanished_DoNotWedgeIt()
+    {
+        await using var a = await TestUpstream.StartAsync("A");
+        var breaker = new CircuitBreakerConfig { ConsecutiveFailures = 2, BreakMs = 600, HalfOpenTrials = 2 };
+        var config = new RouterConfig { Routes = [Route("r", "c")], Clusters = [Cluster("c", a) with { CircuitBreaker = breaker }] };
+        await using var router = RouterFixture.Start(config);
+        var destination = router.Host.Table.Current!.Clusters[0].Destinations[0];
+
+        a.Mode = UpstreamMode.Fail500;
+        Assert.That((await GetAsync(router)).StatusCode, Is.EqualTo(500));
+        Assert.That((await GetAsync(router)).StatusCode, Is.EqualTo(500));
+        Assert.That(await Eventually.TrueAsync(() => destination.Breaker!.State == CircuitState.Open, TimeSpan.FromSeconds(2)), Is.True);
+
+        // The destination now hangs: trials never finish by themselves (the response timeout is 30 s).
+        a.Mode = UpstreamMode.Hang;
+        Assert.That(await Eventually.TrueAsync(() => destination.Breaker!.AllowsTraffic(MonotonicClock.NowMs), TimeSpan.FromSeconds(3)), Is.True);
+        long before = a.Requests;
+        var clients = new List<RawHttpClient>();
+        for (int i = 0; i < 30; i++)
+        {
+            clients.Add(await RawHttpClient.ConnectAsync(router.EndPoint));
+        }
+
+        await Task.WhenAll(clients.Select(c => c.SendAsync("GET /burst HTTP/1.1\r\nHost: x\r\n\r\n")));
+        var answers = await Task.WhenAll(clients.Select(async c =>
+        {
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+            try
+            {
+                return (Client: c, Status: (await c.ReadResponseAsync(cancellationToken: timeout.Token)).StatusCode);
+            }
+            catch (OperationCanceledException)
+            {
+                return (Client: c, Status: 0);
+            }
+        }));
+        Assert.That(answers.Count(x => x.Status == 503), Is.EqualTo(28), "all but the trials fail fast");
+        Assert.That(answers.Count(x => x.Status == 0), Is.EqualTo(2), "exactly halfOpenTrials requests are let through");
+        Assert.That(a.Requests - before, Is.EqualTo(2), "exactly halfOpenTrials requests reached the destination");
+
+        // The trials' clients vanish; the destination recovers. The breaker must not stay half-open until the
+        // trials' response timeout (or for ever): after a break a new trial goes through and closes it.
+        foreach (var client in clients)
+        {
+            client.Dispose();
+        }
+
+        a.Mode = UpstreamMode.Normal;
+        var watch = Stopwatch.StartNew();
+        Assert.That(await Eventually.TrueAsync(() => GetAsync(router).GetAwaiter().GetResult().StatusCode == 200, TimeSpan.FromSeconds(10)), Is.True);
+        TestContext.Out.WriteLine($"served again {watch.ElapsedMilliseconds} ms after the trials' clients left");
+        Assert.That(await Eventually.TrueAsync(() => destination.Breaker!.State == CircuitState.Closed, TimeSpan.FromSeconds(2)), Is.True, "a trial success closes it");
+        Assert.That(watch.Elapsed, Is.LessThan(TimeSpan.FromSeconds(10)));
+    }
+
+    // ---- Fallback, panic mode, destination connection limit ----
+
+    [Test]
+    public async Task Fallback_TheFallbackClustersOwnLimitApplies()
+    {
+        await using var primary = await TestUpstream.StartAsync("P");
+        await using var fallback = new HoldingUpstream();
+        var config = new RouterConfig
+        {
+            Routes = [Route("r", "primary", fallback: "static")],
+            Clusters = [Cluster("primary", primary), ClusterOf("static", fallback.Address) with { MaxConcurrentRequests = 1 }],
+        };
+        await using var router = RouterFixture.Start(config);
+        router.Host.Table.Current!.Clusters[0].Destinations[0].Disabled = true;
+
+        using var first = await RawHttpClient.ConnectAsync(router.EndPoint);
+        await first.SendAsync("GET /held HTTP/1.1\r\nHost: x\r\n\r\n");
+        await fallback.WaitForArrivalAsync();
+        var second = await GetPromptlyAsync(router);
+        Assert.That(second.StatusCode, Is.EqualTo(503));
+        Assert.That(second.Header("X-Router-Shed"), Is.EqualTo("cluster-limit"));
+        Assert.That(second.Header("Retry-After"), Is.Not.Null);
+        Assert.That(primary.Requests, Is.Zero, "nothing went to the disabled primary");
+        fallback.Release();
+        Assert.That((await first.ReadResponseAsync()).StatusCode, Is.EqualTo(200));
+        await AssertGatesDrainedAsync(router);
+    }
+
+    [Test]
+    public async Task PanicMode_WhenNothingIsAvailable_SendsToThePrimaryAnyway()
+    {
+        await using var a = await TestUpstream.StartAsync("A");
+        var config = new RouterConfig { Routes = [Route("r", "c")], Clusters = [Cluster("c", a) with { PanicMode = true }] };
+        await using var router = RouterFixture.Start(config);
+        router.Host.Table.Current!.Clusters[0].Destinations[0].Disabled = true;
+        Assert.That((await GetAsync(router)).StatusCode, Is.EqualTo(200));
+        await AssertGatesDrainedAsync(router);
+    }
+
+    [Test]
+    public async Task DestinationConnectionLimit_Over_Is503WithRetryAfter_AndTheSlotIsReleased()
+    {
+        await using var upstream = new HoldingUpstream();
+        var config = new RouterConfig
+        {
+            Routes = [Route("r", "c")],
+            Clusters = [ClusterOf("c", upstream.Address) with { MaxConnectionsPerDestination = 1 }],
+        };
+        await using var router = RouterFixture.Start(config);
+        using var first = await RawHttpClient.ConnectAsync(router.EndPoint);
+        await first.SendAsync("GET /held HTTP/1.1\r\nHost: x\r\n\r\n");
+        await upstream.WaitForArrivalAsync();
+        var second = await GetPromptlyAsync(router);
+        Assert.That(second.StatusCode, Is.EqualTo(503));
+        Assert.That(second.Header("X-Router-Shed"), Is.EqualTo("destination-connection-limit"));
+        Assert.That(second.Header("Retry-After"), Is.Not.Null);
+        upstream.Release();
+        Assert.That((await first.ReadResponseAsync()).StatusCode, Is.EqualTo(200));
+        await AssertGatesDrainedAsync(router);
+        Assert.That((await GetAsync(router)).StatusCode, Is.EqualTo(200));
+    }
+
+    // ---- Everything down ----
+
+    [Test]
+    public async Task AllDestinationsDown_NoFallback_Quick503WithRetryAfter_ThenRecoversByItself()
+    {
+        await using var a = await TestUpstream.StartAsync("A");
+        await using var b = await TestUpstream.StartAsync("B");
+        var check = new HealthCheckConfig { Path = "/healthz", IntervalMs = 100, TimeoutMs = 300, UnhealthyThreshold = 1, HealthyThreshold = 1 };
+        var config = new RouterConfig { Routes = [Route("r", "c")], Clusters = [Cluster("c", a, b) with { HealthCheck = check }] };
+        await using var router = RouterFixture.Start(config);
+        var destinations = router.Host.Table.Current!.Clusters[0].Destinations;
+
+        a.Mode = UpstreamMode.Fail500;
+        b.Mode = UpstreamMode.Fail500;
+        Assert.That(await Eventually.TrueAsync(() => destinations.All(d => !d.Health!.IsHealthy), TimeSpan.FromSeconds(5)), Is.True);
+        long reached = a.Requests + b.Requests;
+        var watch = Stopwatch.StartNew();
+        var response = await GetPromptlyAsync(router);
+        Assert.That(response.StatusCode, Is.EqualTo(503));
+        Assert.That(watch.Elapsed, Is.LessThan(TimeSpan.FromSeconds(1)), "fails fast, no timeout");
+        Assert.That(response.Header("X-Router-Shed"), Is.EqualTo("no-available-destination"));
+        Assert.That(response.Header("Retry-After"), Is.EqualTo("5"));
+
+        a.Mode = UpstreamMode.Normal;
+        b.Mode = UpstreamMode.Normal;
+        Assert.That(await Eventually.TrueAsync(() => GetAsync(router).GetAwaiter().GetResult().StatusCode == 200, TimeSpan.FromSeconds(5)), Is.True, "recovers with no operator action");
+        await AssertGatesDrainedAsync(router);
+    }
+
+    // ---- Active health across reloads ----
+
+    [Test]
+    public async Task HealthState_SurvivesAReloadThatKeepsTheDestination_AndRemovedClustersAreNoLongerProbed()
+    {
+        await using var a = await TestUpstream.StartAsync("A");
+        await using var b = await TestUpstream.StartAsync("B");
+        await using var d = await TestUpstream.StartAsync("D");
+        var check = new HealthCheckConfig { Path = "/healthz", IntervalMs = 100, TimeoutMs = 300, UnhealthyThreshold = 1, HealthyThreshold = 3 };
+        var baseConfig = new RouterConfig { Routes = [Route("r", "c")], Clusters = [Cluster("c", a, b) with { HealthCheck = check }] };
+        var withD = baseConfig with
+        {
+            Routes = [Route("r", "c"), Route("rd", "d", prefix: "/d")],
+            Clusters = [Cluster("c", a, b) with { HealthCheck = check }, Cluster("d", d) with { HealthCheck = check }],
+        };
+        await using var router = RouterFixture.Start(baseConfig);
+        var destinationB = router.Host.Table.Current!.Clusters[0].Destinations[1];
+
+        b.Mode = UpstreamMode.Fail500;
+        Assert.That(await Eventually.TrueAsync(() => !destinationB.Health!.IsHealthy, TimeSpan.FromSeconds(5)), Is.True);
+        b.Mode = UpstreamMode.Normal;
+
+        // Many reloads adding and removing another health-checked cluster. B's state is kept (it needs three good
+        // probes in a row to come back, not a reload), and D's probes stop once it is gone.
+        for (int i = 0; i < 20; i++)
+        {
+            Assert.That(router.Host.Applier.Apply(i % 2 == 0 ? withD : baseConfig, "test").Applied, Is.True);
+            Assert.That(router.Host.Table.Current!.Clusters[0].Destinations[1], Is.SameAs(destinationB));
+        }
+
+        Assert.That(destinationB.TransitionCount(), Is.EqualTo(1), "no reset to healthy on reload");
+        long probes = d.Requests;
+        await Task.Delay(600); // six probe intervals: a leaked loop would probe D again
+        Assert.That(d.Requests - probes, Is.LessThanOrEqualTo(1), "the removed cluster is no longer probed (one probe may have been in flight)");
+        Assert.That(await Eventually.TrueAsync(() => destinationB.Health!.IsHealthy, TimeSpan.FromSeconds(5)), Is.True, "B comes back on probes");
+    }
+
+    // ---- Concurrency slots on every path ----
+
+    [Test]
+    public async Task Chaos_EveryPathReleasesItsSlots_GatesAndInFlightCountsReturnToZero()
+    {
+        await using var a = await TestUpstream.StartAsync("A");
+        await using var fb = await TestUpstream.StartAsync("F");
+        var config = new RouterConfig
+        {
+            MaxConcurrentRequests = 200,
+            Routes =
+            [
+                Route("r", "c") with { MaxConcurrentRequests = 100 },
+                Route("fallback", "down", prefix: "/fb", fallback: "f") with { MaxConcurrentRequests = 100 },
+            ],
+            Clusters =
+            [
+                // One live and one dead destination: half the first attempts are refused and retried.
+                ClusterOf("c", a.Address, DeadAddress()) with
+                {
+                    MaxConcurrentRequests = 100,
+                    MaxConnectionsPerDestination = 50,
+                    ResponseTimeoutMs = 300,
+                    Retry = new RetryConfig { MaxAttempts = 2, MinConcurrent = 50 },
+                    CircuitBreaker = new CircuitBreakerConfig { ConsecutiveFailures = 1000, BreakMs = 1000 },
+                },
+                ClusterOf("down", DeadAddress()) with { MaxConcurrentRequests = 100, CircuitBreaker = new CircuitBreakerConfig { ConsecutiveFailures = 1, BreakMs = 60_000 } },
+                Cluster("f", fb) with { MaxConcurrentRequests = 100 },
+            ],
+        };
+        await using var router = RouterFixture.Start(config);
+
+        async Task Raw(string request, int sendThenClose = -1)
+        {
+            using var client = await RawHttpClient.ConnectAsync(router.EndPoint);
+            await client.SendAsync(request);
+            if (sendThenClose >= 0)
+            {
+                // The client vanishes mid-body or while waiting for the answer.
+                if (sendThenClose > 0)
+                {
+                    await Task.Delay(sendThenClose);
+                }
+
+                client.Socket.Close(0);
+                return;
+            }
+
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+            try
+            {
+                await client.ReadResponseAsync(cancellationToken: timeout.Token);
+            }
+            catch (Exception ex) when (ex is IOException or SocketException or EndOfStreamException)
+            {
+                // Some paths end the connection without an answer (client abort seen by the upstream).
+            }
+        }
+
+        var upgradeAnswers = new System.Collections.Concurrent.ConcurrentBag<string>();
+        async Task WebSocket()
+        {
+            using var client = await RawHttpClient.ConnectAsync(router.EndPoint);
+            await client.SendAsync("GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n");
+            var response = await client.ReadResponseAsync(headRequest: true);
+            upgradeAnswers.Add(response.StatusCode + " " + response.Header("X-Router-Shed"));
+            client.Socket.Close(0); // the client vanishes in the middle of the tunnel
+        }
+
+        var work = new List<Task>();
+        for (int round = 0; round < 8; round++)
+        {
+            work.Add(Raw("GET /x HTTP/1.1\r\nHost: x\r\n\r\n"));                                        // served or retried
+            work.Add(Raw("GET /status/503 HTTP/1.1\r\nHost: x\r\n\r\n"));                               // 5xx
+            work.Add(Raw("GET /slow/2000 HTTP/1.1\r\nHost: x\r\n\r\n"));                                // response timeout, 504
+            work.Add(Raw("GET /slow/1000 HTTP/1.1\r\nHost: x\r\n\r\n", sendThenClose: 50));            // client leaves while waiting
+            work.Add(Raw("POST /count HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\nabc", sendThenClose: 50)); // client leaves mid-body
+            work.Add(Raw("POST /status/200 HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\nabc")); // early answer (405) before the body
+            work.Add(Raw("PUT /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"));          // body, maybe on the dead destination
+            work.Add(Raw("GET /fb/x HTTP/1.1\r\nHost: x\r\n\r\n"));                                     // primary refused, breaker, fallback
+            work.Add(WebSocket());                                                                           // 101 tunnel
+        }
+
+        await Task.WhenAll(work);
+        TestContext.Out.WriteLine("upgrades: " + string.Join(", ", upgradeAnswers));
+        await AssertGatesDrainedAsync(router);
+        var pool = Router.Net.Forwarding.UpstreamPool.For(router.Host.Table.Current!.Clusters[0].Destinations[0]);
+        Assert.That(await Eventually.TrueAsync(() => pool.OpenConnections == pool.IdleConnections, TimeSpan.FromSeconds(5)), Is.True,
+            "every upstream connection still open is idle in the pool (none leaked against the destination's connection limit)");
+        Assert.That(router.Host.Runtime.Retries, Is.GreaterThan(0), "the retry path was taken");
+    }
+}
+
+internal static class DestinationStateTestExtensions
+{
+    public static long TransitionCount(this DestinationState destination) => destination.Health?.TransitionCount ?? -1;
 }

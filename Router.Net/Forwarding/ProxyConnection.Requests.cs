@@ -26,6 +26,9 @@ internal sealed partial class ProxyConnection
     // copied behind the head so a small response still leaves in one send.
     private const int DirectSendMin = 16 * 1024;
 
+    // Destinations one request may pass over: those at their connection limit plus those tried (retry.maxAttempts <= 10).
+    private const int MaxTriedDestinations = 16;
+
     private async Task ProcessRequestsAsync()
     {
         try
@@ -154,6 +157,7 @@ internal sealed partial class ProxyConnection
             // Destinations this request already tried (a retry goes elsewhere); the array is the connection's,
             // allocated on its first retry.
             int tried = 0;
+            bool connectionLimited = false;
             RetryBudget? heldRetry = null;
             try
             {
@@ -162,7 +166,9 @@ internal sealed partial class ProxyConnection
                     var selection = DestinationSelector.Select(route, _tried, tried);
                     if (selection.Destination is null)
                     {
-                        keepAlive = await RespondShedAsync(selection.Shed, keepAlive).ConfigureAwait(false);
+                        // Nothing else to go to after a destination at its connection limit: say which limit it was.
+                        var shed = connectionLimited && selection.Shed == ShedReason.NoDestination ? ShedReason.DestinationConnections : selection.Shed;
+                        keepAlive = await RespondShedAsync(shed, keepAlive).ConfigureAwait(false);
                         break;
                     }
 
@@ -465,14 +471,25 @@ internal sealed partial class ProxyConnection
                         Interlocked.Increment(ref _runtime.Metrics.UpstreamFailures(cluster.Id)[(int)result.Outcome]);
                     }
 
+                    if (result.Outcome == UpstreamOutcome.PoolExhausted && tried < MaxTriedDestinations)
+                    {
+                        // The destination is at its connection limit: nothing was sent, so this is not an attempt
+                        // (no retry permit, not counted in maxAttempts). Another destination, or the fallback, serves.
+                        _tried ??= new DestinationState?[MaxTriedDestinations];
+                        _tried[tried++] = destination;
+                        connectionLimited = true;
+                        attempt--;
+                        continue;
+                    }
+
                     // One retry permit covers every further attempt of the request (the budget bounds requests
                     // retrying, maxAttempts bounds each one's attempts).
-                    if (!result.Responded && IsRetryable(result.Outcome) && attempt + 1 < (cluster.Config.Retry?.MaxAttempts ?? 1)
+                    if (!result.Responded && IsRetryable(result.Outcome) && attempt + 1 < (cluster.Config.Retry?.MaxAttempts ?? 1) && tried < MaxTriedDestinations
                         && (heldRetry is not null || (cluster.Retries is { } budget && budget.TryAcquireRetry(Volatile.Read(ref cluster.InFlight)))))
                     {
                         // Nothing reached the client and the upstream cannot have acted on the request: try another destination.
                         heldRetry ??= cluster.Retries;
-                        _tried ??= new DestinationState?[Core.Configuration.ConfigValidator.MaxRetryAttempts];
+                        _tried ??= new DestinationState?[MaxTriedDestinations];
                         _tried[tried++] = destination;
                         _runtime.CountRetry();
                         continue;

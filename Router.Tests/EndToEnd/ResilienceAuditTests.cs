@@ -503,6 +503,29 @@ public sealed class ResilienceAuditTests
             "every upstream connection still open is idle in the pool (none leaked against the destination's connection limit)");
         Assert.That(router.Host.Runtime.Retries, Is.GreaterThan(0), "the retry path was taken");
     }
+
+    [Test]
+    public async Task Fallback_ServesWhenThePrimaryDestinationIsAtItsConnectionLimit()
+    {
+        await using var primary = new HoldingUpstream();
+        await using var fallback = await TestUpstream.StartAsync("F");
+        var config = new RouterConfig
+        {
+            Routes = [Route("r", "primary", fallback: "static")],
+            Clusters = [ClusterOf("primary", primary.Address) with { MaxConnectionsPerDestination = 1 }, Cluster("static", fallback)],
+        };
+        await using var router = RouterFixture.Start(config);
+        using var first = await RawHttpClient.ConnectAsync(router.EndPoint);
+        await first.SendAsync("GET /held HTTP/1.1\r\nHost: x\r\n\r\n");
+        await primary.WaitForArrivalAsync();
+
+        var second = await GetPromptlyAsync(router);
+        Assert.That(second.StatusCode, Is.EqualTo(200), "the primary's only destination is at its limit: the fallback serves");
+        Assert.That(second.Header("X-Upstream"), Is.EqualTo("F"));
+        primary.Release();
+        Assert.That((await first.ReadResponseAsync()).StatusCode, Is.EqualTo(200));
+        await AssertGatesDrainedAsync(router);
+    }
 }
 
 internal static class DestinationStateTestExtensions

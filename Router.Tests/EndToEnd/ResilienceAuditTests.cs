@@ -526,6 +526,36 @@ public sealed class ResilienceAuditTests
         Assert.That((await first.ReadResponseAsync()).StatusCode, Is.EqualTo(200));
         await AssertGatesDrainedAsync(router);
     }
+
+    [Test]
+    public async Task Outlier_EjectsAfterConsecutiveFailures_AndReadmitsAfterTheEjectionTime()
+    {
+        await using var a = await TestUpstream.StartAsync("A");
+        await using var b = await TestUpstream.StartAsync("B");
+        var passive = new PassiveHealthConfig { ConsecutiveFailures = 2, EjectionMs = 800, MaxEjectionPercent = 50 };
+        var config = new RouterConfig { Routes = [Route("r", "c")], Clusters = [Cluster("c", a, b) with { PassiveHealth = passive }] };
+        await using var router = RouterFixture.Start(config);
+        var destinationB = router.Host.Table.Current!.Clusters[0].Destinations[1];
+        b.Mode = UpstreamMode.Fail500;
+        for (int i = 0; i < 4; i++)
+        {
+            await GetAsync(router);
+        }
+
+        Assert.That(await Eventually.TrueAsync(() => destinationB.Outlier!.IsEjected(MonotonicClock.NowMs), TimeSpan.FromSeconds(2)), Is.True);
+        var watch = Stopwatch.StartNew();
+        long reached = b.Requests;
+        for (int i = 0; i < 10; i++)
+        {
+            Assert.That((await GetAsync(router)).StatusCode, Is.EqualTo(200));
+        }
+
+        Assert.That(b.Requests, Is.EqualTo(reached), "no traffic while ejected");
+        b.Mode = UpstreamMode.Normal;
+        Assert.That(await Eventually.TrueAsync(() => !destinationB.Outlier!.IsEjected(MonotonicClock.NowMs), TimeSpan.FromSeconds(3)), Is.True);
+        TestContext.Out.WriteLine($"readmitted after {watch.ElapsedMilliseconds} ms (ejection 800 ms)");
+        Assert.That(await Eventually.TrueAsync(() => { GetAsync(router).GetAwaiter().GetResult(); return b.Requests > reached; }, TimeSpan.FromSeconds(2)), Is.True, "B serves again");
+    }
 }
 
 internal static class DestinationStateTestExtensions

@@ -160,6 +160,34 @@ public sealed class ResilienceAuditTests
         }
     }
 
+    [TestCase("PUT", "Content-Length: 5\r\n\r\nhello")]
+    [TestCase("POST", "\r\n")]
+    public async Task Retry_ARequestWhoseBodyWentOut_OrThatIsNotIdempotent_IsNeverSentTwice(string method, string rest)
+    {
+        var upstreams = Enumerable.Range(0, 3).Select(_ => new ScriptedUpstream(async socket => await ScriptedUpstream.ReadHeadAsync(socket))).ToArray();
+        try
+        {
+            var config = new RouterConfig
+            {
+                Routes = [Route("r", "c")],
+                Clusters = [ClusterOf("c", upstreams.Select(u => u.Address).ToArray()) with { Retry = new RetryConfig { MaxAttempts = 3 } }],
+            };
+            await using var router = RouterFixture.Start(config);
+            using var client = await RawHttpClient.ConnectAsync(router.EndPoint);
+            await client.SendAsync($"{method} /x HTTP/1.1\r\nHost: x\r\n{rest}");
+            Assert.That((await client.ReadResponseAsync()).StatusCode, Is.EqualTo(502));
+            Assert.That(upstreams.Sum(u => u.Accepted), Is.EqualTo(1), "sent once: the upstream may have acted on it");
+            await AssertGatesDrainedAsync(router);
+        }
+        finally
+        {
+            foreach (var upstream in upstreams)
+            {
+                await upstream.DisposeAsync();
+            }
+        }
+    }
+
     // ---- Concurrency limits across a reload ----
 
     [Test]

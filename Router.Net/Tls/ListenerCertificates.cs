@@ -159,6 +159,15 @@ internal sealed partial class ListenerCertificates
             try
             {
                 var certificate = ServerCertificate.Load(entry.CertFile, entry.KeyFile, previous);
+                if (!ReferenceEquals(certificate, previous) && _listeners.Count > 0 && certificate.Leaf.NotAfter.ToUniversalTime() <= DateTime.UtcNow)
+                {
+                    // A renewal that wrote an expired certificate (an old backup, a stale copy): refuse it so the one
+                    // serving now stays. At boot it is served (a restart must not take the router down); unchanged
+                    // files are not re-checked, so a certificate expiring in service does not block other config changes.
+                    throw new CertificateLoadException(CertificateFile.Cert,
+                        $"'{entry.CertFile}' expired on {certificate.Leaf.NotAfter.ToUniversalTime():yyyy-MM-dd HH:mm:ss}Z");
+                }
+
                 _loaded[key] = certificate;
                 certificates.Add(certificate);
                 hosts.Add(entry.Hosts);

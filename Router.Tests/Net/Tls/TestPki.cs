@@ -33,7 +33,8 @@ internal sealed class TestPki : IDisposable
     public string CaFile { get; }
 
     /// <summary>Issues a certificate for <paramref name="dnsNames"/> (and 127.0.0.1) and returns it with its key.</summary>
-    public X509Certificate2 Issue(string subject, string[] dnsNames, bool client = false)
+    /// <remarks>Valid from a day ago for 30 days unless <paramref name="notBefore"/>/<paramref name="notAfter"/> say otherwise.</remarks>
+    public X509Certificate2 Issue(string subject, string[] dnsNames, bool client = false, DateTimeOffset? notBefore = null, DateTimeOffset? notAfter = null)
     {
         using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
         var request = new CertificateRequest("CN=" + subject, key, HashAlgorithmName.SHA256);
@@ -51,7 +52,7 @@ internal sealed class TestPki : IDisposable
         var serial = RandomNumberGenerator.GetBytes(12);
         serial[0] &= 0x7F;
         using var issued = request.Create(Ca.SubjectName, X509SignatureGenerator.CreateForECDsa(_caKey),
-            DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(30), serial);
+            notBefore ?? DateTimeOffset.UtcNow.AddDays(-1), notAfter ?? DateTimeOffset.UtcNow.AddDays(30), serial);
         return issued.CopyWithPrivateKey(key);
     }
 

@@ -1,4 +1,5 @@
 using System.Net;
+using Router.ControlPlane.Store;
 
 namespace Router.ControlPlane;
 
@@ -48,6 +49,11 @@ internal static class Program
                 await Console.Error.WriteLineAsync("  " + error);
             }
 
+            return 1;
+        }
+        catch (CorruptStoreException ex)
+        {
+            await Console.Error.WriteLineAsync("router-cp: " + ex.Message);
             return 1;
         }
 

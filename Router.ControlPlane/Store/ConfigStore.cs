@@ -25,7 +25,7 @@ internal sealed class ConfigStore
         if (_versions.Count > 0)
         {
             var last = _versions[^1];
-            _current = new StoredConfig(last, File.ReadAllBytes(VersionPath(last.Version)));
+            _current = new StoredConfig(last, LoadVersion(VersionPath(last.Version), last.Hash));
         }
     }
 
@@ -116,11 +116,50 @@ internal sealed class ConfigStore
             return [];
         }
 
-        var index = JsonSerializer.Deserialize(File.ReadAllBytes(path), StoreJsonContext.Default.StoreIndex)
-            ?? throw new InvalidDataException($"{path} is empty");
-        return [.. index.Versions];
+        StoreIndex? index;
+        try
+        {
+            index = JsonSerializer.Deserialize(File.ReadAllBytes(path), StoreJsonContext.Default.StoreIndex);
+        }
+        catch (Exception ex) when (ex is JsonException or IOException or UnauthorizedAccessException)
+        {
+            throw new CorruptStoreException(path, ex.Message);
+        }
+
+        if (index?.Versions is not { } versions)
+        {
+            throw new CorruptStoreException(path, "it lists no versions");
+        }
+
+        return [.. versions];
+    }
+
+    /// <summary>The current version's document; it must be the one the index names (its SHA-256 is the stored hash).</summary>
+    private static byte[] LoadVersion(string path, string hash)
+    {
+        byte[] json;
+        try
+        {
+            json = File.ReadAllBytes(path);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw new CorruptStoreException(path, ex.Message);
+        }
+
+        // Stored documents are the canonical serialisation the hash was computed over.
+        if (!string.Equals(Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(json)), hash, StringComparison.OrdinalIgnoreCase))
+        {
+            throw new CorruptStoreException(path, $"its content does not match the hash {hash} recorded in {IndexFileName} (torn or edited)");
+        }
+
+        return json;
     }
 }
+
+/// <summary>The data directory cannot be read back: the control plane must not start on it (nor renumber over it).</summary>
+internal sealed class CorruptStoreException(string file, string reason)
+    : Exception($"the config store is damaged: {file}: {reason.TrimEnd('.')}. Restore the data directory from a backup, or move it away to start an empty store (versions then restart at 1)");
 
 /// <summary>One version's metadata.</summary>
 internal sealed record StoredVersionInfo(long Version, string Hash, DateTimeOffset CreatedUtc, string Source);

@@ -71,17 +71,25 @@ internal sealed partial class RouterHub
         using var session = CancellationTokenSource.CreateLinkedTokenSource(context.RequestAborted);
         using var onStopping = stopping.Register(static state => _ = CloseForShutdownAsync(((WebSocket, CancellationTokenSource))state!), (socket, session));
         var remote = context.Connection.RemoteIpAddress is { } ip ? ip + ":" + context.Connection.RemotePort : null;
+        var closeStatus = WebSocketCloseStatus.NormalClosure;
         try
         {
             await RunSessionAsync(socket, remote, session, stopping);
         }
-        catch (Exception ex) when (ex is OperationCanceledException or WebSocketException or InvalidDataException or IOException)
+        catch (InvalidDataException ex)
+        {
+            // An oversized frame: tell the router why (1009) rather than a normal close.
+            LogSessionEnded(_logger, remote, ex.Message);
+            closeStatus = WebSocketCloseStatus.MessageTooBig;
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or WebSocketException or IOException)
         {
             LogSessionEnded(_logger, remote, ex.Message);
         }
         finally
         {
-            await CloseQuietlyAsync(socket, stopping.IsCancellationRequested ? ShuttingDownReason : "bye");
+            await CloseQuietlyAsync(socket, stopping.IsCancellationRequested ? ShuttingDownReason
+                : closeStatus == WebSocketCloseStatus.MessageTooBig ? $"frame larger than {ControlPlaneCodec.MaxFrameBytes} bytes" : "bye", closeStatus);
         }
     }
 

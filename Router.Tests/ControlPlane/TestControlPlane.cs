@@ -41,6 +41,8 @@ internal sealed class TestControlPlane : IAsyncDisposable
 
     public FleetStatus Fleet => _app.Services.GetRequiredService<FleetStatus>();
 
+    public RouterHub Hub => _app.Services.GetRequiredService<RouterHub>();
+
     public static async Task<TestControlPlane> StartAsync(
         string dataDir,
         int port = 0,

@@ -1,9 +1,14 @@
+using System.Buffers;
 using System.Diagnostics;
+using System.Net.WebSockets;
 using System.Text;
 using NUnit.Framework;
 using Router.ControlPlane.Store;
 using Router.Core.Configuration;
+using Router.Core.ControlPlane;
+using RouterHubTests = Router.Tests.ControlPlane.RouterHubTests;
 using TempDir = Router.Tests.ControlPlane.TempDir;
+using TestControlPlane = Router.Tests.ControlPlane.TestControlPlane;
 using TestConfigs = Router.Tests.ControlPlane.TestConfigs;
 using Router.Tests.Support;
 
@@ -65,6 +70,191 @@ public sealed class ControlPlaneAuditTests
         Assert.That(exitCode, Is.EqualTo(1), "refuses to start with exit code 1:\n" + output);
         Assert.That(output, Does.Contain("router-cp: ").And.Contain(file).And.Contain(data), "names the damaged file");
         Assert.That(output, Does.Not.Contain("Unhandled exception"), "an error message, not a crash");
+    }
+
+    [Test]
+    public async Task RouterThatNeverReads_DoesNotHoldUpPushesToTheOthers()
+    {
+        using var dir = new TempDir();
+        await using var cp = await TestControlPlane.StartAsync(dir.Path, heartbeat: TimeSpan.FromMilliseconds(200));
+        await cp.PutValidConfigAsync(BigConfig(0));
+
+        // The stuck router: says hello and keeps heartbeating (so it is never timed out) but never reads a byte.
+        using var stuck = await cp.ConnectRawAsync();
+        await RouterHubTests.SendAsync(stuck, new HelloMessage("stuck", "test", null, null));
+        using var stopHeartbeats = new CancellationTokenSource();
+        var stuckHeartbeats = HeartbeatAsync(stuck, stopHeartbeats.Token);
+        using var healthy = await cp.ConnectRawAsync();
+        await RouterHubTests.SendAsync(healthy, new HelloMessage("healthy", "test", null, null));
+        var healthyHeartbeats = HeartbeatAsync(healthy, stopHeartbeats.Token);
+        Assert.That(await ReceiveConfigVersionAsync(healthy), Is.EqualTo(1));
+
+        // Every push is ~1 MB: a few fill the stuck router's socket buffers and its send blocks for good.
+        long last = 0;
+        for (int i = 1; i <= 20; i++)
+        {
+            (last, _) = await cp.PutValidConfigAsync(BigConfig(i));
+            Assert.That(await ReceiveConfigVersionAsync(healthy, last), Is.EqualTo(last), $"push {i} reached the healthy router");
+        }
+
+        Assert.That(cp.Hub.SessionCount, Is.EqualTo(2), "the stuck router is still connected: its heartbeats keep it alive");
+        await stopHeartbeats.CancelAsync();
+        await Task.WhenAll(stuckHeartbeats, healthyHeartbeats);
+    }
+
+    /// <summary>Sends a heartbeat every 100 ms, as a live router does, until cancelled.</summary>
+    private static async Task HeartbeatAsync(WebSocket ws, CancellationToken stop)
+    {
+        while (!stop.IsCancellationRequested)
+        {
+            await RouterHubTests.SendAsync(ws, new HeartbeatMessage(null));
+            try
+            {
+                await Task.Delay(100, stop);
+            }
+            catch (OperationCanceledException)
+            {
+                return;
+            }
+        }
+    }
+
+    [Test]
+    public async Task OversizedFrameFromARouter_EndsItsSessionWithMessageTooBig_OthersStay()
+    {
+        using var dir = new TempDir();
+        await using var cp = await TestControlPlane.StartAsync(dir.Path);
+        using var other = await cp.ConnectRawAsync();
+        await RouterHubTests.SendAsync(other, new HelloMessage("other", "test", null, null));
+        using var big = await cp.ConnectRawAsync();
+        await RouterHubTests.SendAsync(big, new HelloMessage("big", "test", null, null));
+        await cp.WaitForFleetAsync(f => f.Count == 2 && f.All(r => r.Connected), "both connected");
+
+        // One text message larger than the 16 MiB frame limit, sent in 1 MiB fragments.
+        var chunk = new byte[1024 * 1024];
+        chunk.AsSpan().Fill((byte)' ');
+        WebSocketCloseStatus? status = null;
+        try
+        {
+            for (int i = 0; i < 18; i++)
+            {
+                await big.SendAsync(chunk, WebSocketMessageType.Text, endOfMessage: false, CancellationToken.None);
+            }
+
+            var buffer = new byte[64 * 1024];
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+            while ((await big.ReceiveAsync(buffer, timeout.Token)).MessageType != WebSocketMessageType.Close)
+            {
+            }
+
+            status = big.CloseStatus;
+        }
+        catch (Exception ex) when (ex is WebSocketException or IOException)
+        {
+            // The server may close before every fragment is written.
+            status = big.CloseStatus;
+        }
+
+        Assert.That(status, Is.EqualTo(WebSocketCloseStatus.MessageTooBig), "the router is told why");
+        await cp.WaitForFleetAsync(f => f.Single(r => r.NodeId == "big").Connected == false, "oversized sender disconnected");
+        Assert.That(cp.Fleet.Snapshot().Single(r => r.NodeId == "other").Connected, Is.True);
+        Assert.That(cp.Hub.SessionCount, Is.EqualTo(1));
+    }
+
+    [Test]
+    public async Task GarbageFramesFromARouter_AreIgnored_AndGarbageInsteadOfHelloIsClosedAsAPolicyViolation()
+    {
+        using var dir = new TempDir();
+        await using var cp = await TestControlPlane.StartAsync(dir.Path);
+        var (version, hash) = await cp.PutValidConfigAsync(TestConfigs.Valid(9001));
+
+        using var noHello = await cp.ConnectRawAsync();
+        await noHello.SendAsync(Encoding.UTF8.GetBytes("GET / HTTP/1.1"), WebSocketMessageType.Text, true, CancellationToken.None);
+        using (var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10)))
+        {
+            var result = await noHello.ReceiveAsync(new byte[4096], timeout.Token);
+            Assert.That(result.MessageType, Is.EqualTo(WebSocketMessageType.Close));
+            Assert.That(noHello.CloseStatus, Is.EqualTo(WebSocketCloseStatus.PolicyViolation));
+        }
+
+        using var ws = await cp.ConnectRawAsync();
+        await RouterHubTests.SendAsync(ws, new HelloMessage("noisy", "test", null, null));
+        Assert.That(await ReceiveConfigVersionAsync(ws), Is.EqualTo(version));
+        await ws.SendAsync(new byte[] { 0xff, 0x00, 0x13, 0x37 }, WebSocketMessageType.Binary, true, CancellationToken.None);
+        await ws.SendAsync(Encoding.UTF8.GetBytes("not json"), WebSocketMessageType.Text, true, CancellationToken.None);
+        await ws.SendAsync(Encoding.UTF8.GetBytes("{\"type\":\"nope\"}"), WebSocketMessageType.Text, true, CancellationToken.None);
+        await RouterHubTests.SendAsync(ws, new AckMessage(version, hash));
+
+        await cp.WaitForFleetAsync(f => f.SingleOrDefault(r => r.NodeId == "noisy") is { Connected: true, AppliedVersion: var v } && v == version,
+            "the ack after the garbage is recorded on a live session");
+    }
+
+    [Test]
+    public async Task RoutersConnectingAndDisconnectingRepeatedly_LeaveNoSessionBehind()
+    {
+        using var dir = new TempDir();
+        await using var cp = await TestControlPlane.StartAsync(dir.Path);
+        var (version, _) = await cp.PutValidConfigAsync(TestConfigs.Valid(9001));
+
+        for (int round = 0; round < 20; round++)
+        {
+            var sockets = await Task.WhenAll(Enumerable.Range(0, 10).Select(async i =>
+            {
+                var ws = await cp.ConnectRawAsync();
+                await RouterHubTests.SendAsync(ws, new HelloMessage("churn-" + i, "test", null, null));
+                Assert.That(await ReceiveConfigVersionAsync(ws), Is.EqualTo(version));
+                return ws;
+            }));
+            for (int i = 0; i < sockets.Length; i++)
+            {
+                // Half close politely, half just drop the connection.
+                if (i % 2 == 0)
+                {
+                    await sockets[i].CloseAsync(WebSocketCloseStatus.NormalClosure, "bye", CancellationToken.None);
+                }
+                else
+                {
+                    sockets[i].Abort();
+                }
+
+                sockets[i].Dispose();
+            }
+        }
+
+        await cp.WaitForFleetAsync(f => f.Count == 10 && f.All(r => !r.Connected), "every router marked disconnected, one entry per node id");
+        Assert.That(await Eventually.TrueAsync(() => cp.Hub.SessionCount == 0, TimeSpan.FromSeconds(10)), Is.True, "no session left behind");
+    }
+
+    /// <summary>A valid config of roughly 1 MB (many routes), different for each <paramref name="n"/>.</summary>
+    private static string BigConfig(int n)
+    {
+        var routes = string.Join(",", Enumerable.Range(0, 6000).Select(i =>
+            $$"""{ "id": "route-{{i}}-{{n}}", "match": { "pathPrefix": "/some/rather/long/path/prefix/{{i}}/" }, "cluster": "c" }"""));
+        return $$"""{ "routes": [ {{routes}} ], "clusters": [ { "id": "c", "destinations": [ { "address": "127.0.0.1:9001" } ] } ] }""";
+    }
+
+    /// <summary>Reads frames until a config arrives (skipping heartbeats) whose version is at least <paramref name="atLeast"/>.</summary>
+    private static async Task<long> ReceiveConfigVersionAsync(WebSocket ws, long atLeast = 0)
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        var buffer = new ArrayBufferWriter<byte>();
+        while (true)
+        {
+            buffer.ResetWrittenCount();
+            ValueWebSocketReceiveResult result;
+            do
+            {
+                result = await ws.ReceiveAsync(buffer.GetMemory(64 * 1024), timeout.Token);
+                buffer.Advance(result.Count);
+            }
+            while (!result.EndOfMessage);
+
+            Assert.That(ControlPlaneCodec.TryParse(buffer.WrittenSpan, out var message, out var error), Is.True, error);
+            if (message is ConfigMessage config && config.Version >= atLeast)
+            {
+                return config.Version;
+            }
+        }
     }
 
     /// <summary>Runs router-cp on <paramref name="data"/> until it exits (it must, within 20 s).</summary>

@@ -186,7 +186,6 @@ internal sealed partial class ControlPlaneClient : IAsyncDisposable
         }
 
         Interlocked.Increment(ref _connectCount);
-        connected();
         _lastError = null;
         SetState(ControlPlaneState.Connected);
         LogConnected(_logger, _options.Uri);
@@ -197,7 +196,7 @@ internal sealed partial class ControlPlaneClient : IAsyncDisposable
         var heartbeats = HeartbeatLoopAsync(ws, session.Token);
         try
         {
-            await ReceiveLoopAsync(ws, session, stopping).ConfigureAwait(false);
+            await ReceiveLoopAsync(ws, session, connected, stopping).ConfigureAwait(false);
         }
         finally
         {
@@ -215,7 +214,11 @@ internal sealed partial class ControlPlaneClient : IAsyncDisposable
         }
     }
 
-    private async Task ReceiveLoopAsync(ClientWebSocket ws, CancellationTokenSource session, CancellationToken stopping)
+    /// <remarks>
+    /// <paramref name="accepted"/> (which resets the reconnect backoff) runs on the first frame the CP sends after the
+    /// hello, not on the upgrade: a CP that accepts and then drops every session must still be retried with backoff.
+    /// </remarks>
+    private async Task ReceiveLoopAsync(ClientWebSocket ws, CancellationTokenSource session, Action accepted, CancellationToken stopping)
     {
         var buffer = new ArrayBufferWriter<byte>(4096);
         while (true)
@@ -243,6 +246,8 @@ internal sealed partial class ControlPlaneClient : IAsyncDisposable
                 LogBadFrame(_logger, error ?? "unknown");
                 continue;
             }
+
+            accepted();
 
             if (message is ConfigMessage config)
             {

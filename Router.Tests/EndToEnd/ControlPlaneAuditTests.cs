@@ -1,6 +1,11 @@
 using System.Buffers;
 using System.Diagnostics;
+using System.Net;
 using System.Net.WebSockets;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging;
 using System.Text;
 using NUnit.Framework;
 using Router.ControlPlane.Store;
@@ -223,6 +228,45 @@ public sealed class ControlPlaneAuditTests
 
         await cp.WaitForFleetAsync(f => f.Count == 10 && f.All(r => !r.Connected), "every router marked disconnected, one entry per node id");
         Assert.That(await Eventually.TrueAsync(() => cp.Hub.SessionCount == 0, TimeSpan.FromSeconds(10)), Is.True, "no session left behind");
+    }
+
+    [Test]
+    public async Task Router_WhoseSessionsTheControlPlaneDropsRightAfterTheUpgrade_RetriesWithBackoff_NotInATightLoop()
+    {
+        // A control plane that accepts the upgrade, reads the hello and closes (a hub failing on every session, e.g.
+        // the damaged store of an older version): the fleet must back off (250 ms base, doubling), not hammer it.
+        var upgrades = 0;
+        var first = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.ConfigureKestrel(kestrel => kestrel.Listen(IPAddress.Loopback, 0));
+        await using var failing = builder.Build();
+        failing.UseWebSockets();
+        failing.Map("/ws/router", async (HttpContext context) =>
+        {
+            using var ws = await context.WebSockets.AcceptWebSocketAsync();
+            Interlocked.Increment(ref upgrades);
+            first.TrySetResult();
+            await ws.ReceiveAsync(new byte[64 * 1024], context.RequestAborted);
+            await ws.CloseOutputAsync(WebSocketCloseStatus.InternalServerError, "hub failed", context.RequestAborted);
+        });
+        await failing.StartAsync();
+        using var dir = new TempDir();
+        string token = dir.Sub("router.token");
+        await File.WriteAllTextAsync(token, "t\n");
+        var url = new Uri(failing.Urls.First());
+
+        await using var router = await RouterProcess.StartAsync(
+            ["--control-plane", $"ws://{url.Authority}/ws/router", "--token-file", token, "--node-id", "r1"], waitReady: false);
+        await first.Task.WaitAsync(TimeSpan.FromSeconds(20));
+        int atFirst = Volatile.Read(ref upgrades);
+        await Task.Delay(TimeSpan.FromSeconds(4));
+        int inFourSeconds = Volatile.Read(ref upgrades) - atFirst;
+
+        // With backoff the ceilings are 0.25, 0.5, 1, 2, 4 s...: at most ~6 attempts in 4 s. Without it (the backoff
+        // reset on every upgrade) a delay in [0, 250 ms) each time: 20 and more.
+        Assert.That(inFourSeconds, Is.LessThanOrEqualTo(10), "reconnects in 4 s:\n" + router.Output);
+        Assert.That(inFourSeconds, Is.GreaterThanOrEqualTo(1), "it does keep retrying");
     }
 
     /// <summary>A valid config of roughly 1 MB (many routes), different for each <paramref name="n"/>.</summary>

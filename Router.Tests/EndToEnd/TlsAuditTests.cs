@@ -1,14 +1,21 @@
 using System.Net;
+using System.Net.Security;
+using System.Net.Sockets;
+using System.Security.Authentication;
+using System.Text;
 using System.Text.Json;
+using Microsoft.Extensions.Logging.Abstractions;
 using NUnit.Framework;
+using Router.Core.Configuration;
+using Router.Net.Hosting;
 using Router.Tests.Net.Tls;
 using Router.Tests.Support;
 
 namespace Router.Tests.EndToEnd;
 
 /// <summary>
-/// TLS behaviour an operator checks on a real router process: certificate renewal by renaming files over the old
-/// ones and SIGHUP, with real TLS clients.
+/// TLS behaviour an operator checks with real clients: certificate renewal by renaming files over the old ones and
+/// SIGHUP (a real router process), ALPN, and what a TLS listener does with clients that do not speak TLS.
 /// </summary>
 public sealed class TlsAuditTests
 {
@@ -67,6 +74,108 @@ public sealed class TlsAuditTests
         Assert.That(await Eventually.TrueAsync(() => HandshakeThumbprint(tlsEndPoint) == renewed.Thumbprint, TimeSpan.FromSeconds(10)), Is.True,
             "the renewed certificate is served after SIGHUP:\n" + router.Output);
         Assert.That((await established.GetAsync("/")).Status, Is.EqualTo(200), "the connection made before both reloads keeps working");
+    }
+
+    [Test]
+    public async Task Alpn_OfferingH2AndHttp11_GetsHttp11_OfferingOnlyH2_IsRefusedNotToldH2()
+    {
+        var cert = _pki.Create("alpn", "alpn.test");
+        await using var router = StartRouter(cert);
+        var endPoint = router.TlsListenEndPoints[0];
+
+        await using (var both = await ConnectAsync(endPoint, [SslApplicationProtocol.Http2, SslApplicationProtocol.Http11]))
+        {
+            Assert.That(both.NegotiatedApplicationProtocol, Is.EqualTo(SslApplicationProtocol.Http11));
+        }
+
+        // RFC 7301: no protocol in common is a no_application_protocol alert, never a pretend "h2".
+        Assert.That(async () => await ConnectAsync(endPoint, [SslApplicationProtocol.Http2]),
+            Throws.InstanceOf<AuthenticationException>().Or.InstanceOf<IOException>());
+    }
+
+    [TestCase("plain HTTP", "GET / HTTP/1.1\r\nHost: x\r\n\r\n")]
+    [TestCase("another protocol", "SSH-2.0-OpenSSH_9.6\r\n")]
+    public async Task NonTlsBytes_OnTheTlsPort_AreClosedAtOnce_AndFreeTheirHandshakeSlot(string what, string bytes)
+    {
+        var cert = _pki.Create("nontls", "nontls.test");
+        await using var router = StartRouter(cert);
+        var endPoint = router.TlsListenEndPoints[0];
+
+        using var socket = new Socket(SocketType.Stream, ProtocolType.Tcp);
+        await socket.ConnectAsync(endPoint);
+        await socket.SendAsync(Encoding.Latin1.GetBytes(bytes));
+        var started = DateTime.UtcNow;
+        Assert.That(await ReadUntilClosedAsync(socket, TimeSpan.FromSeconds(5)), Is.True, what + ": the connection is closed");
+        Assert.That(DateTime.UtcNow - started, Is.LessThan(TimeSpan.FromSeconds(2)), what + ": closed at once, not at the 10 s handshake timeout");
+
+        Assert.That(await Eventually.TrueAsync(() => router.Certificates.Gate.InProgress == 0, TimeSpan.FromSeconds(5)), Is.True, "the handshake slot is free again");
+        Assert.That(router.Certificates.Listeners[0].Failures, Is.EqualTo(1));
+        Assert.That(router.Certificates.Listeners[0].Timeouts, Is.Zero);
+        await using var client = await TlsTestClient.ConnectAsync(endPoint, "nontls.test");
+        Assert.That((await client.GetAsync("/")).Status, Is.EqualTo(200), "the listener goes on serving");
+    }
+
+    private RouterHost StartRouter((string CertFile, string KeyFile, System.Security.Cryptography.X509Certificates.X509Certificate2 _) cert)
+    {
+        var host = new RouterHost(new RouterHostOptions { Admin = new IPEndPoint(IPAddress.Loopback, 0) }, NullLoggerFactory.Instance);
+        var config = new RouterConfig
+        {
+            Listeners = [new ListenerConfig { Address = "127.0.0.1:0", Tls = new ListenerTlsConfig { Certificates = [new ListenerCertificateConfig { CertFile = cert.CertFile, KeyFile = cert.KeyFile }] } }],
+            Routes = [TestConfigs.Route("all", "plain")],
+            Clusters = [TestConfigs.Cluster("plain", _upstream)],
+        };
+        Assert.That(host.Applier.Apply(config, "test").Applied, Is.True);
+        host.Start();
+        return host;
+    }
+
+    private static async Task<SslStream> ConnectAsync(IPEndPoint endPoint, List<SslApplicationProtocol> alpn)
+    {
+        var socket = new Socket(SocketType.Stream, ProtocolType.Tcp);
+        await socket.ConnectAsync(endPoint);
+        var stream = new SslStream(new NetworkStream(socket, ownsSocket: true));
+        try
+        {
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+            await stream.AuthenticateAsClientAsync(
+                new SslClientAuthenticationOptions
+                {
+                    TargetHost = "alpn.test",
+                    ApplicationProtocols = alpn,
+#pragma warning disable CA5359 // the test checks ALPN, not trust
+                    RemoteCertificateValidationCallback = static (_, _, _, _) => true,
+#pragma warning restore CA5359
+                },
+                timeout.Token);
+            return stream;
+        }
+        catch
+        {
+            await stream.DisposeAsync();
+            throw;
+        }
+    }
+
+    private static async Task<bool> ReadUntilClosedAsync(Socket socket, TimeSpan timeout)
+    {
+        using var cts = new CancellationTokenSource(timeout);
+        var buffer = new byte[1024];
+        try
+        {
+            while (await socket.ReceiveAsync(buffer, SocketFlags.None, cts.Token) > 0)
+            {
+            }
+
+            return true;
+        }
+        catch (SocketException)
+        {
+            return true; // a reset is a close too
+        }
+        catch (OperationCanceledException)
+        {
+            return false;
+        }
     }
 
     /// <summary>Writes the pair next to the target files and renames them over (what cert-manager or certbot do).</summary>

@@ -16,6 +16,8 @@ internal static class ControlPlaneApp
     /// </summary>
     public static WebApplication Build(ControlPlaneOptions options)
     {
+        // Loaded before anything else: a bad file is a startup error with the flag's name, not a crash inside Kestrel.
+        var certificate = options.CertFile is null ? null : LoadCertificate(options.CertFile, options.KeyFile);
         var store = new ConfigStore(options.DataDirectory);
         if (store.Current is null && options.InitialConfigFile is not null)
         {
@@ -37,9 +39,9 @@ internal static class ControlPlaneApp
         {
             kestrel.Listen(options.Listen, listen =>
             {
-                if (options.CertFile is not null)
+                if (certificate is not null)
                 {
-                    listen.UseHttps(LoadCertificate(options.CertFile, options.KeyFile));
+                    listen.UseHttps(certificate);
                 }
             });
         });
@@ -71,13 +73,39 @@ internal static class ControlPlaneApp
 
     private static X509Certificate2 LoadCertificate(string certFile, string? keyFile)
     {
-        var cert = X509Certificate2.CreateFromPemFile(certFile, keyFile);
+        string certPem = ReadPem(certFile, "--cert");
+        string keyPem = keyFile is null ? certPem : ReadPem(keyFile, "--key");
+        X509Certificate2 cert;
+        try
+        {
+            cert = X509Certificate2.CreateFromPem(certPem, keyPem);
+        }
+        catch (Exception ex) when (ex is System.Security.Cryptography.CryptographicException or ArgumentException)
+        {
+            throw new InvalidCertificateException($"--cert/--key: '{keyFile}' is not the private key of '{certFile}', or one of them is not PEM: {ex.Message}");
+        }
+
         // Linux/macOS TLS stacks need the key in an exportable, non-ephemeral form; a PKCS#12 round trip gives that.
         var pfx = cert.Export(X509ContentType.Pkcs12);
         cert.Dispose();
         return X509CertificateLoader.LoadPkcs12(pfx, password: null);
     }
+
+    private static string ReadPem(string file, string flag)
+    {
+        try
+        {
+            return File.ReadAllText(file);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw new InvalidCertificateException($"{flag}: cannot read '{file}': {ex.Message}");
+        }
+    }
 }
+
+/// <summary>The <c>--cert</c>/<c>--key</c> files cannot be used; the message names the flag and the file.</summary>
+internal sealed class InvalidCertificateException(string message) : Exception(message);
 
 /// <summary>An initial config file that does not validate.</summary>
 internal sealed class InvalidConfigException(string file, IReadOnlyList<ConfigError> errors)

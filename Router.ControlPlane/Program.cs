@@ -51,7 +51,7 @@ internal static class Program
 
             return 1;
         }
-        catch (CorruptStoreException ex)
+        catch (Exception ex) when (ex is CorruptStoreException or InvalidCertificateException)
         {
             await Console.Error.WriteLineAsync("router-cp: " + ex.Message);
             return 1;

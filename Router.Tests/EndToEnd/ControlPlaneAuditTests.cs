@@ -77,6 +77,30 @@ public sealed class ControlPlaneAuditTests
         Assert.That(output, Does.Not.Contain("Unhandled exception"), "an error message, not a crash");
     }
 
+    [TestCase("missing certificate", "--cert", "cannot read")]
+    [TestCase("key of another certificate", "--cert/--key", "is not the private key of")]
+    public async Task UnusableCertificateOrKey_RefusesToStart_WithAClearErrorNamingTheFlag(string what, string flag, string reason)
+    {
+        using var dir = new TempDir();
+        using var pki = new Router.Tests.Net.Tls.TestPki();
+        var (certFile, keyFile, _) = pki.Create("cp", "cp.test");
+        if (what == "missing certificate")
+        {
+            File.Delete(certFile);
+        }
+        else
+        {
+            var other = pki.Create("other", "other.test");
+            File.Copy(other.KeyFile, keyFile, overwrite: true);
+        }
+
+        var (exitCode, output) = await RunControlPlaneAsync(dir, dir.Sub("data"), "--cert", certFile, "--key", keyFile);
+
+        Assert.That(exitCode, Is.EqualTo(1), what + ": refuses to start with exit code 1:\n" + output);
+        Assert.That(output, Does.Contain("router-cp: " + flag).And.Contain(reason), what);
+        Assert.That(output, Does.Not.Contain("Unhandled exception"), "an error message, not a crash");
+    }
+
     [Test]
     public async Task RouterThatNeverReads_DoesNotHoldUpPushesToTheOthers()
     {
@@ -302,7 +326,7 @@ public sealed class ControlPlaneAuditTests
     }
 
     /// <summary>Runs router-cp on <paramref name="data"/> until it exits (it must, within 20 s).</summary>
-    private static async Task<(int ExitCode, string Output)> RunControlPlaneAsync(TempDir dir, string data)
+    private static async Task<(int ExitCode, string Output)> RunControlPlaneAsync(TempDir dir, string data, params string[] extraArgs)
     {
         string routerToken = dir.Sub("router.token"), adminToken = dir.Sub("admin.token");
         await File.WriteAllTextAsync(routerToken, "r\n");
@@ -313,7 +337,7 @@ public sealed class ControlPlaneAuditTests
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        foreach (var arg in new[] { "--listen", $"127.0.0.1:{RouterProcess.FreePort()}", "--data-dir", data, "--token-file", routerToken, "--admin-token-file", adminToken })
+        foreach (var arg in new[] { "--listen", $"127.0.0.1:{RouterProcess.FreePort()}", "--data-dir", data, "--token-file", routerToken, "--admin-token-file", adminToken }.Concat(extraArgs))
         {
             info.ArgumentList.Add(arg);
         }

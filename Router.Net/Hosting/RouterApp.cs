@@ -164,12 +164,30 @@ internal static partial class RouterApp
                     return 2;
                 }
 
+                string token;
+                try
+                {
+                    token = File.ReadAllText(options.TokenFile).Trim();
+                }
+                catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+                {
+                    Console.Error.WriteLine($"--token-file: cannot read '{options.TokenFile}': {ex.Message}");
+                    return 2;
+                }
+
+                if (token.Length == 0)
+                {
+                    // An empty token could only ever be refused (401): say so now rather than retry for ever.
+                    Console.Error.WriteLine($"--token-file: '{options.TokenFile}' is empty");
+                    return 2;
+                }
+
                 var uri = new Uri(options.ControlPlane);
                 controlPlane = new ControlPlaneClient(
                     new ControlPlaneClientOptions
                     {
                         Uri = uri,
-                        Token = File.ReadAllText(options.TokenFile).Trim(),
+                        Token = token,
                         NodeId = options.NodeId ?? Environment.MachineName,
                         CacheDirectory = options.CacheDir,
                         CaFile = options.CaFile,

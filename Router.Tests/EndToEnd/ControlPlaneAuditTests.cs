@@ -101,6 +101,27 @@ public sealed class ControlPlaneAuditTests
         Assert.That(output, Does.Not.Contain("Unhandled exception"), "an error message, not a crash");
     }
 
+    [TestCase("missing", "cannot read")]
+    [TestCase("empty", "is empty")]
+    [TestCase("whitespace only", "is empty")]
+    public async Task Router_WithAnUnusableTokenFile_RefusesToStart_WithAClearError(string what, string reason)
+    {
+        using var dir = new TempDir();
+        string token = dir.Sub("router.token");
+        if (what != "missing")
+        {
+            await File.WriteAllTextAsync(token, what == "empty" ? "" : " \r\n\t\n");
+        }
+
+        await using var router = await RouterProcess.StartAsync(
+            ["--control-plane", "ws://127.0.0.1:9/ws/router", "--token-file", token, "--node-id", "r1"], waitReady: false);
+        int exitCode = await router.WaitForExitAsync(TimeSpan.FromSeconds(20));
+
+        Assert.That(exitCode, Is.EqualTo(2), what + ":\n" + router.Output);
+        Assert.That(router.Output, Does.Contain("--token-file: ").And.Contain(token).And.Contain(reason));
+        Assert.That(router.Output, Does.Not.Contain("Unhandled exception"), "an error message, not a stack trace");
+    }
+
     [Test]
     public async Task RouterThatNeverReads_DoesNotHoldUpPushesToTheOthers()
     {

@@ -159,6 +159,7 @@ internal sealed partial class ProxyConnection
             int tried = 0;
             bool connectionLimited = false;
             RetryBudget? heldRetry = null;
+            ForwardResult lastFailure = default;
             try
             {
                 for (int attempt = 0; ; attempt++)
@@ -166,6 +167,14 @@ internal sealed partial class ProxyConnection
                     var selection = DestinationSelector.Select(route, _tried, tried);
                     if (selection.Destination is null)
                     {
+                        if (heldRetry is not null)
+                        {
+                            // A retry found nowhere else to go: the answer is the failure that made it retry (502,
+                            // 504), not a 503 saying nothing was available.
+                            keepAlive = await RespondToFailureAsync(lastFailure, keepAlive).ConfigureAwait(false);
+                            break;
+                        }
+
                         // Nothing else to go to after a destination at its connection limit: say which limit it was.
                         var shed = connectionLimited && selection.Shed == ShedReason.NoDestination ? ShedReason.DestinationConnections : selection.Shed;
                         keepAlive = await RespondShedAsync(shed, keepAlive).ConfigureAwait(false);
@@ -489,6 +498,7 @@ internal sealed partial class ProxyConnection
                     {
                         // Nothing reached the client and the upstream cannot have acted on the request: try another destination.
                         heldRetry ??= cluster.Retries;
+                        lastFailure = result;
                         _tried ??= new DestinationState?[MaxTriedDestinations];
                         _tried[tried++] = destination;
                         _runtime.CountRetry();

@@ -160,6 +160,25 @@ public sealed class ResilienceAuditTests
         }
     }
 
+    [Test]
+    public async Task Retry_WithNoOtherDestinationToTry_AnswersTheFailure_NotA503()
+    {
+        // One destination that takes the connection and closes it without a word: the GET is retryable, but there is
+        // nowhere else to send it. The client must learn what happened (502), not that nothing was available.
+        await using var upstream = new ScriptedUpstream(_ => Task.CompletedTask);
+        var config = new RouterConfig
+        {
+            Routes = [Route("r", "c")],
+            Clusters = [ClusterOf("c", upstream.Address) with { Retry = new RetryConfig { MaxAttempts = 3 } }],
+        };
+        await using var router = RouterFixture.Start(config);
+        var response = await GetAsync(router);
+        Assert.That(response.StatusCode, Is.EqualTo(502));
+        Assert.That(response.Header("X-Router-Shed"), Is.Null, "not a shed");
+        Assert.That(upstream.Accepted, Is.EqualTo(1), "no destination is tried twice");
+        await AssertGatesDrainedAsync(router);
+    }
+
     [TestCase("PUT", "Content-Length: 5\r\n\r\nhello")]
     [TestCase("POST", "\r\n")]
     public async Task Retry_ARequestWhoseBodyWentOut_OrThatIsNotIdempotent_IsNeverSentTwice(string method, string rest)

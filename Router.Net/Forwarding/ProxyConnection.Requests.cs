@@ -94,6 +94,13 @@ internal sealed partial class ProxyConnection
                     return false;
                 }
 
+                if (buffer.IsEmpty && Volatile.Read(ref _idle) != 0 && _runtime.ShuttingDown)
+                {
+                    // Woken by CloseIfIdle with no request begun: close (a FIN), not an abort.
+                    input.AdvanceTo(buffer.Start);
+                    return false;
+                }
+
                 input.AdvanceTo(buffer.Start);
                 continue;
             }

@@ -129,12 +129,15 @@ internal sealed partial class ProxyConnection
         Volatile.Read(ref _upstream)?.Connection.Abort(reason);
     }
 
-    /// <summary>During shutdown: a connection waiting for its next request closes now.</summary>
+    /// <summary>
+    /// During shutdown: a connection waiting for its next request closes now, with a FIN. Its wait is woken; the
+    /// request loop sees the shutdown and closes gracefully (an abort would send the client a reset).
+    /// </summary>
     public void CloseIfIdle()
     {
         if (Volatile.Read(ref _idle) != 0)
         {
-            _client.Abort("shutdown: idle keep-alive closed");
+            _client.Input.CancelPendingRead();
         }
     }
 

@@ -195,7 +195,7 @@ public sealed partial class RouterServer : IConfigTarget, IAsyncDisposable
         }
 
         LogStopping(_logger, drainTimeout);
-        var stop = _host.StopAsync(drainTimeout);
+        var stop = _host.StopAsync(drainTimeout, CancellationToken.None);
         try
         {
             await stop.WaitAsync(cancellationToken).ConfigureAwait(false);
@@ -203,7 +203,7 @@ public sealed partial class RouterServer : IConfigTarget, IAsyncDisposable
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
             // Drain cut short: close every connection now, then let the stop finish.
-            await _host.Runtime.DrainAsync(TimeSpan.Zero).ConfigureAwait(false);
+            await _host.Runtime.DrainAsync(TimeSpan.Zero, CancellationToken.None).ConfigureAwait(false);
             await stop.ConfigureAwait(false);
         }
 

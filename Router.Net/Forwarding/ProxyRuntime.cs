@@ -109,19 +109,19 @@ internal sealed class ProxyRuntime
         }
     }
 
-    /// <summary>Waits until every client connection has closed or the timeout passed; then aborts the rest.</summary>
-    public async Task DrainAsync(TimeSpan timeout)
+    /// <summary>Waits until every client connection has closed, the timeout passed or <paramref name="drainNow"/> fired; then aborts the rest.</summary>
+    public async Task DrainAsync(TimeSpan timeout, CancellationToken drainNow = default)
     {
         BeginShutdown();
         if (timeout > TimeSpan.Zero)
         {
             try
             {
-                await _drained.Task.WaitAsync(timeout).ConfigureAwait(false);
+                await _drained.Task.WaitAsync(timeout, drainNow).ConfigureAwait(false);
             }
-            catch (TimeoutException)
+            catch (Exception ex) when (ex is TimeoutException or OperationCanceledException)
             {
-                // Deadline reached: whatever is still open is aborted below.
+                // Deadline reached (or cut short): whatever is still open is aborted below.
             }
         }
 

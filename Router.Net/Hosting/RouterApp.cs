@@ -250,9 +250,16 @@ internal static partial class RouterApp
                 PrintDemo(host);
             }
 
-            await WaitForShutdownAsync(watcher, cancellationToken).ConfigureAwait(false);
+            // The handlers stay registered through the drain: without them a SIGHUP (a config reloader) or a second
+            // SIGTERM would get the default action and kill the process with its requests in flight.
+            using var signals = new ShutdownSignals(watcher, logger);
+            using (cancellationToken.Register(signals.Stop))
+            {
+                await signals.Stopping.ConfigureAwait(false);
+            }
+
             LogDraining(logger, options.DrainTimeout);
-            await host.StopAsync(options.DrainTimeout).ConfigureAwait(false);
+            await host.StopAsync(options.DrainTimeout, signals.DrainNow).ConfigureAwait(false);
             LogStopped(logger);
             return 0;
         }
@@ -271,26 +278,64 @@ internal static partial class RouterApp
         }
     }
 
-    private static async Task WaitForShutdownAsync(ConfigFileWatcher? watcher, CancellationToken cancellationToken)
+    /// <summary>
+    /// SIGTERM/SIGINT start the drain; a second one ends it at once (as the drain timeout would: what is left is
+    /// aborted, the process still exits 0). SIGHUP reloads the config file, and is ignored once the drain began.
+    /// </summary>
+    private sealed class ShutdownSignals : IDisposable
     {
-        var stop = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
-        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context =>
+        private readonly TaskCompletionSource _stop = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private readonly CancellationTokenSource _drainNow = new();
+        private readonly ConfigFileWatcher? _watcher;
+        private readonly ILogger _logger;
+        private readonly PosixSignalRegistration _sigterm;
+        private readonly PosixSignalRegistration _sigint;
+        private readonly PosixSignalRegistration _sighup;
+
+        public ShutdownSignals(ConfigFileWatcher? watcher, ILogger logger)
+        {
+            _watcher = watcher;
+            _logger = logger;
+            _sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnStop);
+            _sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnStop);
+            _sighup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, OnHangUp);
+        }
+
+        public Task Stopping => _stop.Task;
+
+        public CancellationToken DrainNow => _drainNow.Token;
+
+        public void Stop()
+        {
+            if (!_stop.TrySetResult() && !_drainNow.IsCancellationRequested)
+            {
+                LogDrainCutShort(_logger);
+                _drainNow.Cancel();
+            }
+        }
+
+        private void OnStop(PosixSignalContext context)
         {
             context.Cancel = true;
-            stop.TrySetResult();
-        });
-        using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, context =>
+            Stop();
+        }
+
+        private void OnHangUp(PosixSignalContext context)
         {
             context.Cancel = true;
-            stop.TrySetResult();
-        });
-        using var sighup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, context =>
+            if (!_stop.Task.IsCompleted)
+            {
+                _watcher?.Reload();
+            }
+        }
+
+        public void Dispose()
         {
-            context.Cancel = true;
-            watcher?.Reload();
-        });
-        using var registration = cancellationToken.Register(() => stop.TrySetResult());
-        await stop.Task.ConfigureAwait(false);
+            _sigterm.Dispose();
+            _sigint.Dispose();
+            _sighup.Dispose();
+            _drainNow.Dispose();
+        }
     }
 
     private static void PrintErrors(string file, IReadOnlyList<ConfigError> errors)
@@ -351,6 +396,9 @@ internal static partial class RouterApp
 
     [LoggerMessage(EventId = 7, Level = LogLevel.Warning, Message = "--max-connections {MaxConnections} can need {Needed} descriptors but this process may open {Limit}: raise the hard limit (ulimit -Hn) or lower --max-connections")]
     private static partial void LogDescriptorsShort(ILogger logger, int maxConnections, long needed, long limit);
+
+    [LoggerMessage(EventId = 8, Level = LogLevel.Warning, Message = "Second shutdown signal: ending the drain now, aborting what is still in flight")]
+    private static partial void LogDrainCutShort(ILogger logger);
 
     [LoggerMessage(EventId = 4, Level = LogLevel.Information, Message = "Stopped")]
     private static partial void LogStopped(ILogger logger);

@@ -211,8 +211,8 @@ internal sealed class RouterHost : IAsyncDisposable
     /// </summary>
     public bool Listening => Volatile.Read(ref _listening);
 
-    /// <summary>Stops accepting, lets in-flight requests finish up to the drain timeout, closes the rest.</summary>
-    public async Task StopAsync(TimeSpan? drainTimeout = null)
+    /// <summary>Stops accepting, lets in-flight requests finish up to the drain timeout (or until <paramref name="drainNow"/>), closes the rest.</summary>
+    public async Task StopAsync(TimeSpan? drainTimeout = null, CancellationToken drainNow = default)
     {
         if (Interlocked.Exchange(ref _stopped, 1) != 0)
         {
@@ -229,7 +229,7 @@ internal sealed class RouterHost : IAsyncDisposable
             await listener.DisposeAsync().ConfigureAwait(false);
         }
 
-        await Runtime.DrainAsync(drainTimeout ?? _options.DrainTimeout).ConfigureAwait(false);
+        await Runtime.DrainAsync(drainTimeout ?? _options.DrainTimeout, drainNow).ConfigureAwait(false);
         if (_admin is not null)
         {
             await _admin.DisposeAsync().ConfigureAwait(false);

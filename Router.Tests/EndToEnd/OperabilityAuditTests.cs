@@ -21,6 +21,66 @@ public sealed partial class OperabilityAuditTests
     private const int SigTerm = 15;
 
     [Test]
+    public async Task Sighup_DuringTheDrain_DoesNotKillTheProcess_TheRequestInFlightFinishes()
+    {
+        await using var upstream = await TestUpstream.StartAsync("slow");
+        await using var router = await RouterProcess.StartProxyingAsync(upstream.Address);
+        using var client = await RawHttpClient.ConnectAsync(router.EndPoint);
+        await client.SendAsync("GET /slow/2000 HTTP/1.1\r\nHost: x\r\n\r\n");
+        Assert.That(await Eventually.TrueAsync(() => upstream.Requests >= 1, TimeSpan.FromSeconds(5)), Is.True);
+
+        Signal(router, SigTerm);
+        Assert.That(await Eventually.TrueAsync(() => !CanConnect(router.EndPoint), TimeSpan.FromSeconds(2)), Is.True, "drain started");
+
+        // A config reloader (or logrotate's postrotate) sends SIGHUP while the router drains.
+        Signal(router, SigHup);
+
+        RawResponse? response = null;
+        try
+        {
+            response = await client.ReadResponseAsync();
+        }
+        catch (EndOfStreamException)
+        {
+        }
+
+        var exitCode = await router.WaitForExitAsync(TimeSpan.FromSeconds(10));
+        Assert.Multiple(() =>
+        {
+            Assert.That(exitCode, Is.Zero, "killed by SIGHUP (129)?\n" + router.Output);
+            Assert.That(response?.StatusCode, Is.EqualTo(200), "the request in flight is answered");
+            Assert.That(response?.Header("Connection"), Is.EqualTo("close"));
+        });
+    }
+
+    [Test]
+    public async Task SecondSigterm_DuringTheDrain_EndsItAtOnce_AndStillExitsZeroThroughAnOrderlyStop()
+    {
+        await using var upstream = await TestUpstream.StartAsync("slow");
+        await using var router = await RouterProcess.StartProxyingAsync(upstream.Address);
+        using var client = await RawHttpClient.ConnectAsync(router.EndPoint);
+        await client.SendAsync("GET /slow/20000 HTTP/1.1\r\nHost: x\r\n\r\n");
+        Assert.That(await Eventually.TrueAsync(() => upstream.Requests >= 1, TimeSpan.FromSeconds(5)), Is.True);
+
+        Signal(router, SigTerm);
+        Assert.That(await Eventually.TrueAsync(() => !CanConnect(router.EndPoint), TimeSpan.FromSeconds(2)), Is.True, "drain started");
+        var watch = Stopwatch.StartNew();
+        Signal(router, SigTerm);
+
+        // The default drain timeout is 30 s: the second signal ends the drain now, as the timeout would.
+        var exitCode = await router.WaitForExitAsync(TimeSpan.FromSeconds(10));
+        var exitedAfter = watch.Elapsed;
+        await Task.Delay(100); // the last lines of the process's output
+        Assert.Multiple(async () =>
+        {
+            Assert.That(exitCode, Is.Zero, "killed by the second SIGTERM (143)?\n" + router.Output);
+            Assert.That(exitedAfter, Is.LessThan(TimeSpan.FromSeconds(5)));
+            Assert.That(router.Output, Does.Contain("Second shutdown signal").And.Contain("Stopped"));
+            Assert.That(await client.IsClosedByServerAsync(TimeSpan.FromSeconds(2)), Is.True, "the request still in flight is cut");
+        });
+    }
+
+    [Test]
     public async Task Drain_IdleKeepAliveConnection_IsClosedWithAFin_NotAReset()
     {
         await using var upstream = await TestUpstream.StartAsync("A");

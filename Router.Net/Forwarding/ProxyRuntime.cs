@@ -129,6 +129,16 @@ internal sealed class ProxyRuntime
         {
             pair.Key.Abort("shutdown");
         }
+
+        // Aborted connections unwind on their own threads, counting and logging their requests on the way out: wait
+        // for that (briefly), so the access log and the upstream pools, closed next, see every request finished.
+        try
+        {
+            await _drained.Task.WaitAsync(TimeSpan.FromSeconds(1), CancellationToken.None).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+        }
     }
 
     /// <summary>Every tick: each open client connection checks its deadlines (one registry, no second one for timers).</summary>

@@ -21,6 +21,50 @@ public sealed partial class OperabilityAuditTests
     private const int SigTerm = 15;
 
     [Test]
+    public async Task Drain_ADownloadOutlastingTheTimeout_IsCutAndStillInTheAccessLog()
+    {
+        await using var upstream = await TestUpstream.StartAsync("A");
+        var path = Path.Combine(Path.GetTempPath(), $"access-{Guid.NewGuid():N}.log");
+        try
+        {
+            var router = RouterFixture.Start(
+                new RouterConfig { Routes = [Route("r", "c")], Clusters = [Cluster("c", upstream)] },
+                configure: o => o.AccessLogPath = path);
+            using var client = await RawHttpClient.ConnectAsync(router.EndPoint);
+            client.Socket.ReceiveBufferSize = 4096;
+
+            // 1 GiB that the client does not read: the download is in progress when the drain starts.
+            await client.SendAsync("GET /bytes/1073741824 HTTP/1.1\r\nHost: x\r\n\r\n");
+            Assert.That(await Eventually.TrueAsync(() => upstream.Requests >= 1, TimeSpan.FromSeconds(5)), Is.True);
+            var watch = Stopwatch.StartNew();
+            await router.Host.StopAsync(TimeSpan.FromMilliseconds(500));
+            Assert.That(watch.Elapsed, Is.GreaterThanOrEqualTo(TimeSpan.FromMilliseconds(450)), "the download got the drain timeout");
+            Assert.That(await client.IsClosedByServerAsync(TimeSpan.FromSeconds(5)) || await DrainedToEnd(client), Is.True, "cut at the timeout");
+
+            var lines = await File.ReadAllLinesAsync(path);
+            Assert.That(lines, Has.Length.EqualTo(1), "the cut request is logged once");
+            var entry = JsonDocument.Parse(lines[0]).RootElement;
+            Assert.Multiple(() =>
+            {
+                Assert.That(entry.GetProperty("path").GetString(), Is.EqualTo("/bytes/1073741824"));
+                Assert.That(entry.GetProperty("status").GetInt32(), Is.EqualTo(200));
+                Assert.That(entry.GetProperty("bytes").GetInt64(), Is.GreaterThan(0).And.LessThan(1L << 30));
+            });
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+
+        static async Task<bool> DrainedToEnd(RawHttpClient client)
+        {
+            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+            await client.ReadToEndAsync(cts.Token);
+            return true;
+        }
+    }
+
+    [Test]
     public async Task Sighup_DuringTheDrain_DoesNotKillTheProcess_TheRequestInFlightFinishes()
     {
         await using var upstream = await TestUpstream.StartAsync("slow");

@@ -61,18 +61,48 @@ internal sealed class RouterMetrics : IDisposable
     /// Resolves the counters of each route of a new snapshot once, at apply time, so a request finds them with an
     /// array index: slot 0 is the primary cluster, then the fallbacks in order.
     /// </summary>
+    /// <remarks>
+    /// Series of (route, cluster) pairs and clusters the new snapshot no longer has are dropped, so ids that change
+    /// with every reload do not grow the exposition (and memory) for ever. A request still finishing on the old
+    /// snapshot counts into the dropped counters; a pair that comes back starts from 0, a counter reset to Prometheus.
+    /// </remarks>
     public void OnConfigApplied(RoutingSnapshot snapshot)
     {
+        var live = new HashSet<(string Route, string Cluster)>();
         foreach (var route in snapshot.Routes)
         {
             var slots = new RequestCounters[1 + route.Fallbacks.Length];
             slots[0] = For(route.Id, route.Cluster.Id);
+            live.Add((route.Id, route.Cluster.Id));
             for (int i = 0; i < route.Fallbacks.Length; i++)
             {
                 slots[i + 1] = For(route.Id, route.Fallbacks[i].Id);
+                live.Add((route.Id, route.Fallbacks[i].Id));
             }
 
             route.Metrics = slots;
+        }
+
+        foreach (var key in _requests.Keys)
+        {
+            if (!live.Contains(key))
+            {
+                _requests.TryRemove(key, out _);
+            }
+        }
+
+        var clusters = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var cluster in snapshot.Clusters)
+        {
+            clusters.Add(cluster.Id);
+        }
+
+        foreach (var cluster in _upstreamFailures.Keys)
+        {
+            if (!clusters.Contains(cluster))
+            {
+                _upstreamFailures.TryRemove(cluster, out _);
+            }
         }
     }
 

@@ -146,6 +146,65 @@ public sealed partial class OperabilityAuditTests
         await stop.WaitAsync(TimeSpan.FromSeconds(5));
     }
 
+    [Test]
+    public async Task Metrics_RouteAndClusterIdsWithQuotesBackslashesAndNewlines_AreEscapedInLabels()
+    {
+        await using var upstream = await TestUpstream.StartAsync("A");
+        const string routeId = "we\"ird\\route\nid";
+        const string clusterId = "c\\\"1";
+        await using var router = RouterFixture.Start(new RouterConfig { Routes = [Route(routeId, clusterId)], Clusters = [Cluster(clusterId, upstream)] });
+        using var client = await RawHttpClient.ConnectAsync(router.EndPoint);
+        await client.SendAsync("GET /x HTTP/1.1\r\nHost: x\r\n\r\n");
+        Assert.That((await client.ReadResponseAsync()).StatusCode, Is.EqualTo(200));
+
+        string text = "";
+        Assert.That(await Eventually.TrueAsync(() => (text = router.AdminGetAsync("/metrics").GetAwaiter().GetResult()).Contains("router_requests_total{", StringComparison.Ordinal), TimeSpan.FromSeconds(5)), Is.True);
+        Assert.DoesNotThrow(() => PrometheusText.Parse(text));
+        Assert.That(text, Does.Contain("router_requests_total{route=\"we\\\"ird\\\\route\\nid\",cluster=\"c\\\\\\\"1\",code_class=\"2xx\"} 1\n"));
+    }
+
+    [Test]
+    public async Task Metrics_AfterManyReloadsWithChangingIds_OnlyLiveRoutesAndClustersHaveSeries()
+    {
+        await using var upstream = await TestUpstream.StartAsync("A");
+        await using var router = RouterFixture.Start(Generation(0));
+        using var client = await RawHttpClient.ConnectAsync(router.EndPoint);
+        const int reloads = 30;
+        for (int i = 0; i <= reloads; i++)
+        {
+            if (i > 0)
+            {
+                Assert.That(router.Host.Applier.Apply(Generation(i), "test").Applied, Is.True);
+            }
+
+            await client.SendAsync("GET /ok HTTP/1.1\r\nHost: x\r\n\r\n");
+            Assert.That((await client.ReadResponseAsync()).StatusCode, Is.EqualTo(200));
+            await client.SendAsync("GET /dead HTTP/1.1\r\nHost: x\r\n\r\n");
+            Assert.That((await client.ReadResponseAsync()).StatusCode, Is.EqualTo(502));
+        }
+
+        var samples = PrometheusText.Parse(await router.AdminGetAsync("/metrics"));
+        var routes = samples.Where(s => s.Name.StartsWith("router_request", StringComparison.Ordinal) && s.Labels.ContainsKey("route")).Select(s => s.Labels["route"]).Distinct().Order().ToArray();
+        var failing = samples.Where(s => s.Name == "router_upstream_failures_total").Select(s => s.Labels["cluster"]).Distinct().ToArray();
+        Assert.Multiple(() =>
+        {
+            Assert.That(routes, Is.EquivalentTo(new[] { $"dead-{reloads}", $"ok-{reloads}" }), "series of routes removed by a reload go");
+            Assert.That(failing, Is.EquivalentTo(new[] { $"dead-{reloads}" }), "series of clusters removed by a reload go");
+            Assert.That(samples.Value("router_requests_total", ("route", $"ok-{reloads}"), ("code_class", "2xx")), Is.EqualTo(1));
+            Assert.That(samples.Value("router_upstream_failures_total", ("cluster", $"dead-{reloads}"), ("reason", "connect")), Is.EqualTo(1));
+        });
+
+        RouterConfig Generation(int i) => new()
+        {
+            Routes = [Route($"dead-{i}", $"dead-{i}", "/dead"), Route($"ok-{i}", $"ok-{i}", "/ok")],
+            Clusters =
+            [
+                Cluster($"ok-{i}", upstream),
+                new ClusterConfig { Id = $"dead-{i}", Destinations = [new DestinationConfig { Address = "127.0.0.1:1" }] },
+            ],
+        };
+    }
+
     private static void Signal(RouterProcess router, int signal) =>
         Assert.That(Kill(router.Pid, signal), Is.Zero, "kill(2) failed: errno " + Marshal.GetLastPInvokeError());
 

@@ -45,8 +45,9 @@ internal sealed class AdminEndpoints
             ("POST", "/admin/reload") => Reload(),
             ("GET", "/admin/clusters") => Json(200, WriteClusters),
             ("GET", "/metrics") => new AdminResponse(200, "text/plain; version=0.0.4", Metrics()),
-            (_, "/healthz" or "/ready" or "/admin/config" or "/admin/reload" or "/admin/clusters" or "/metrics") =>
-                new AdminResponse(405, "text/plain", "method not allowed\n"),
+            (_, "/admin/reload") => new AdminResponse(405, "text/plain", "method not allowed\n") { Allow = "POST" },
+            (_, "/healthz" or "/ready" or "/admin/config" or "/admin/clusters" or "/metrics") =>
+                new AdminResponse(405, "text/plain", "method not allowed\n") { Allow = "GET" },
             _ => new AdminResponse(404, "text/plain", "not found\n"),
         };
     }

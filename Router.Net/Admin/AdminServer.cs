@@ -102,6 +102,7 @@ internal sealed partial class AdminServer : IConnectionHandler, IAsyncDisposable
         var body = Encoding.UTF8.GetBytes(response.Body);
         var head = $"HTTP/1.1 {response.Status} {Encoding.ASCII.GetString(Forwarding.HeadWriter.ReasonPhrase(response.Status))}\r\n" +
                    $"Content-Type: {response.ContentType}\r\nContent-Length: {body.Length}\r\nCache-Control: no-store\r\n" +
+                   (response.Allow is null ? "" : $"Allow: {response.Allow}\r\n") +
                    (close ? "Connection: close\r\n" : "") + "\r\n";
         output.Write(Encoding.ASCII.GetBytes(head));
         output.Write(body);
@@ -115,4 +116,8 @@ internal sealed partial class AdminServer : IConnectionHandler, IAsyncDisposable
 }
 
 /// <summary>A response from an admin endpoint.</summary>
-internal sealed record AdminResponse(int Status, string ContentType, string Body);
+internal sealed record AdminResponse(int Status, string ContentType, string Body)
+{
+    /// <summary>The methods a 405 allows (RFC 9110 §15.5.6: the Allow header is required on it).</summary>
+    public string? Allow { get; init; }
+}

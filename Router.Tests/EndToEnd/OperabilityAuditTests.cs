@@ -205,6 +205,36 @@ public sealed partial class OperabilityAuditTests
         };
     }
 
+    [Test]
+    public async Task Admin_UnknownPathsAre404_WrongMethodsAre405WithAllow_OversizedHeadsAre431()
+    {
+        await using var upstream = await TestUpstream.StartAsync("A");
+        await using var router = RouterFixture.Start(new RouterConfig { Routes = [Route("r", "c")], Clusters = [Cluster("c", upstream)] });
+
+        async Task<RawResponse> Send(string request)
+        {
+            using var client = await RawHttpClient.ConnectAsync(router.AdminEndPoint);
+            await client.SendAsync(request);
+            return await client.ReadResponseAsync();
+        }
+
+        var unknown = await Send("GET /admin/nope HTTP/1.1\r\nHost: a\r\n\r\n");
+        var deleteMetrics = await Send("DELETE /metrics HTTP/1.1\r\nHost: a\r\n\r\n");
+        var getReload = await Send("GET /admin/reload HTTP/1.1\r\nHost: a\r\n\r\n");
+        var reloadWithoutFile = await Send("POST /admin/reload HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n");
+        var withQuery = await Send("GET /healthz?probe=1 HTTP/1.1\r\nHost: a\r\n\r\n");
+        var huge = await Send("GET /metrics HTTP/1.1\r\nHost: a\r\nX-Big: " + new string('a', 40 * 1024) + "\r\n\r\n");
+        Assert.Multiple(() =>
+        {
+            Assert.That(unknown.StatusCode, Is.EqualTo(404));
+            Assert.That((deleteMetrics.StatusCode, deleteMetrics.Header("Allow")), Is.EqualTo((405, "GET")), "RFC 9110 15.5.6: a 405 names the allowed methods");
+            Assert.That((getReload.StatusCode, getReload.Header("Allow")), Is.EqualTo((405, "POST")));
+            Assert.That(reloadWithoutFile.StatusCode, Is.EqualTo(409));
+            Assert.That(withQuery.StatusCode, Is.EqualTo(200));
+            Assert.That((huge.StatusCode, huge.Header("Connection")), Is.EqualTo((431, "close")));
+        });
+    }
+
     private static void Signal(RouterProcess router, int signal) =>
         Assert.That(Kill(router.Pid, signal), Is.Zero, "kill(2) failed: errno " + Marshal.GetLastPInvokeError());
 

@@ -21,6 +21,91 @@ public sealed partial class OperabilityAuditTests
     private const int SigTerm = 15;
 
     [Test]
+    public async Task AccessLog_WithNonUtf8BytesInTheTargetAndACutMultiByteCharacter_KeepsLoggingEveryRequest()
+    {
+        await using var upstream = await TestUpstream.StartAsync("A");
+        var path = Path.Combine(Path.GetTempPath(), $"access-{Guid.NewGuid():N}.log");
+        try
+        {
+            var router = RouterFixture.Start(
+                new RouterConfig { Routes = [Route("r", "c")], Clusters = [Cluster("c", upstream)] },
+                configure: o => o.AccessLogPath = path);
+            using (var client = await RawHttpClient.ConnectAsync(router.EndPoint))
+            {
+                // obs-text in the target is accepted (as nginx does) but is not UTF-8; a long path is cut in the
+                // middle of a two-byte character.
+                var requests = new List<byte[]>
+                {
+                    Concat("GET /bad\xff\xfe\"q\\ HTTP/1.1\r\nHost: x\r\n\r\n"),
+                    Concat("GET /" + new string('a', 1018) + "\xc3\xa9 HTTP/1.1\r\nHost: x\r\n\r\n"),
+                    Concat("GET /after HTTP/1.1\r\nHost: x\r\n\r\n"),
+                };
+                foreach (var request in requests)
+                {
+                    // Kestrel behind the router answers 400 to a path that is not UTF-8: the router forwards it.
+                    await client.SendAsync(request);
+                    Assert.That((await client.ReadResponseAsync()).StatusCode, Is.AnyOf(200, 400));
+                }
+            }
+
+            // Shutting down flushes the log; it must not fail because of what a client sent.
+            Assert.DoesNotThrowAsync(async () => await router.Host.StopAsync(TimeSpan.FromSeconds(1)));
+            var lines = await File.ReadAllLinesAsync(path);
+            Assert.That(lines, Has.Length.EqualTo(3), string.Join("\n", lines));
+            var paths = lines.Select(l => JsonDocument.Parse(l).RootElement.GetProperty("path").GetString()).ToArray();
+            Assert.Multiple(() =>
+            {
+                Assert.That(paths[0], Is.EqualTo("/bad\ufffd\ufffd\"q\\"), "invalid bytes become U+FFFD, the rest is kept");
+                Assert.That(paths[1], Does.StartWith("/aaaa").And.Not.Contains("\u00e9"));
+                Assert.That(paths[2], Is.EqualTo("/after"));
+            });
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+
+        static byte[] Concat(string latin1) => Encoding.Latin1.GetBytes(latin1);
+    }
+
+    [Test]
+    public async Task AccessLog_RecordsRequestsTheParserRejected_AndHeaderTimeouts_OnceEach()
+    {
+        await using var upstream = await TestUpstream.StartAsync("A");
+        var path = Path.Combine(Path.GetTempPath(), $"access-{Guid.NewGuid():N}.log");
+        try
+        {
+            var router = RouterFixture.Start(
+                new RouterConfig { Routes = [Route("r", "c")], Clusters = [Cluster("c", upstream)] },
+                limits: new Router.Net.Http1.HttpLimits { HeaderTimeout = TimeSpan.FromMilliseconds(300) },
+                configure: o => o.AccessLogPath = path);
+            var sent = new[]
+            {
+                "GET /bare-lf HTTP/1.1\nHost: x\r\n\r\n",
+                "GET /" + new string('a', 9 * 1024) + " HTTP/1.1\r\nHost: x\r\n\r\n",
+                "GET /big HTTP/1.1\r\nHost: x\r\nX-Big: " + new string('a', 40 * 1024) + "\r\n\r\n",
+                "GET /slow-head HTTP/1.1\r\nHost: x\r\n",
+            };
+            var statuses = new List<int>();
+            foreach (var request in sent)
+            {
+                using var client = await RawHttpClient.ConnectAsync(router.EndPoint);
+                await client.SendAsync(request);
+                statuses.Add((await client.ReadResponseAsync()).StatusCode);
+            }
+
+            await router.Host.StopAsync(TimeSpan.FromSeconds(1));
+            var logged = (await File.ReadAllLinesAsync(path)).Select(l => JsonDocument.Parse(l).RootElement.GetProperty("status").GetInt32()).ToArray();
+            Assert.That(statuses, Is.EqualTo((int[])[400, 414, 431, 408]));
+            Assert.That(logged, Is.EquivalentTo(statuses), "each rejected request is logged once, with the status sent");
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    [Test]
     public async Task Drain_ADownloadOutlastingTheTimeout_IsCutAndStillInTheAccessLog()
     {
         await using var upstream = await TestUpstream.StartAsync("A");
@@ -122,6 +207,35 @@ public sealed partial class OperabilityAuditTests
             Assert.That(router.Output, Does.Contain("Second shutdown signal").And.Contain("Stopped"));
             Assert.That(await client.IsClosedByServerAsync(TimeSpan.FromSeconds(2)), Is.True, "the request still in flight is cut");
         });
+    }
+
+    [Test]
+    public async Task Ready_Is503AndHealthz200_OnTheAdminPort_WhileTheProcessDrains()
+    {
+        await using var upstream = await TestUpstream.StartAsync("slow");
+        await using var router = await RouterProcess.StartProxyingAsync(upstream.Address);
+        using var client = await RawHttpClient.ConnectAsync(router.EndPoint);
+        await client.SendAsync("GET /slow/2000 HTTP/1.1\r\nHost: x\r\n\r\n");
+        Assert.That(await Eventually.TrueAsync(() => upstream.Requests >= 1, TimeSpan.FromSeconds(5)), Is.True);
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(5) };
+        var readyUri = new Uri($"http://{router.AdminEndPoint}/ready");
+        using (var before = await http.GetAsync(readyUri))
+        {
+            Assert.That(before.StatusCode, Is.EqualTo(HttpStatusCode.OK));
+        }
+
+        Signal(router, SigTerm);
+        Assert.That(await Eventually.TrueAsync(() => !CanConnect(router.EndPoint), TimeSpan.FromSeconds(2)), Is.True, "drain started");
+        using var ready = await http.GetAsync(readyUri);
+        var readyBody = await ready.Content.ReadAsStringAsync();
+        using var health = await http.GetAsync(new Uri($"http://{router.AdminEndPoint}/healthz"));
+        Assert.Multiple(() =>
+        {
+            Assert.That((ready.StatusCode, readyBody), Is.EqualTo((HttpStatusCode.ServiceUnavailable, "draining\n")), router.Output);
+            Assert.That(health.StatusCode, Is.EqualTo(HttpStatusCode.OK));
+        });
+        Assert.That((await client.ReadResponseAsync()).StatusCode, Is.EqualTo(200));
+        Assert.That(await router.WaitForExitAsync(TimeSpan.FromSeconds(10)), Is.Zero);
     }
 
     [Test]

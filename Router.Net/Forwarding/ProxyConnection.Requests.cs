@@ -94,9 +94,10 @@ internal sealed partial class ProxyConnection
                     return false;
                 }
 
-                if (buffer.IsEmpty && Volatile.Read(ref _idle) != 0 && _runtime.ShuttingDown)
+                if (buffer.IsEmpty && Volatile.Read(ref _idle) != 0
+                    && (_runtime.ShuttingDown || Volatile.Read(ref _timedOut) == (int)TimeoutKind.KeepAlive))
                 {
-                    // Woken by CloseIfIdle with no request begun: close (a FIN), not an abort.
+                    // Woken by CloseIfIdle or the keep-alive timeout with no request begun: close (a FIN), not an abort.
                     input.AdvanceTo(buffer.Start);
                     return false;
                 }

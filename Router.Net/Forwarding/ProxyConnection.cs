@@ -149,7 +149,18 @@ internal sealed partial class ProxyConnection
             Volatile.Write(ref _headDeadline, long.MaxValue);
             if (Volatile.Read(ref _headDeadlineIsKeepAlive) != 0)
             {
-                _client.Abort("keep-alive timeout");
+                if (Volatile.Read(ref _idle) != 0)
+                {
+                    // Idle too long between requests: wake the wait, and the request loop closes with a FIN (an
+                    // abort would reset a client that is about to reuse the connection).
+                    Volatile.Write(ref _timedOut, (int)TimeoutKind.KeepAlive);
+                    _client.Input.CancelPendingRead();
+                }
+                else
+                {
+                    // The end of a lingering close.
+                    _client.Abort("keep-alive timeout");
+                }
             }
             else
             {
@@ -431,6 +442,7 @@ internal sealed partial class ProxyConnection
     private enum TimeoutKind
     {
         None = 0,
+        KeepAlive,
         RequestHead,
         ResponseHead,
         BodyIdle,

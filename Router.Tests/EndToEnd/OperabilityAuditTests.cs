@@ -261,6 +261,28 @@ public sealed partial class OperabilityAuditTests
     }
 
     [Test]
+    public async Task KeepAliveTimeout_ClosesTheIdleConnectionWithAFin_NotAReset()
+    {
+        await using var upstream = await TestUpstream.StartAsync("A");
+        await using var router = RouterFixture.Start(
+            new RouterConfig { Routes = [Route("r", "c")], Clusters = [Cluster("c", upstream)] },
+            new Router.Net.Http1.HttpLimits { KeepAliveTimeout = TimeSpan.FromMilliseconds(300) });
+        using var client = await RawHttpClient.ConnectAsync(router.EndPoint);
+        await client.SendAsync("GET /warm HTTP/1.1\r\nHost: x\r\n\r\n");
+        Assert.That((await client.ReadResponseAsync()).StatusCode, Is.EqualTo(200));
+
+        var buffer = new byte[16];
+        int received;
+        using (var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10)))
+        {
+            // A FIN reads as the end of the stream; a reset throws ConnectionReset.
+            received = await client.Socket.ReceiveAsync(buffer, SocketFlags.None, cts.Token);
+        }
+
+        Assert.That(received, Is.Zero, "the idle connection ends with a FIN");
+    }
+
+    [Test]
     public async Task Metrics_RouteAndClusterIdsWithQuotesBackslashesAndNewlines_AreEscapedInLabels()
     {
         await using var upstream = await TestUpstream.StartAsync("A");

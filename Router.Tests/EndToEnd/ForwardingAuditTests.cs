@@ -490,7 +490,10 @@ public sealed class ForwardingAuditTests
     [Test]
     public async Task Tunnel_ClosedByTheUpstream_DeliversEveryByteToTheClient_ThenAFin()
     {
-        const int size = 8 * 1024 * 1024;
+        // Small enough that the kernel's smallest socket buffers on the way hold all of it while the client reads
+        // nothing (the upstream's send must complete first), large enough that the router still has bytes queued
+        // for the client when it sees the upstream's FIN: a reset at that point would drop them.
+        const int size = 192 * 1024;
         var upstreamDone = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         await using var upstream = new ScriptedUpstream(async socket =>
         {

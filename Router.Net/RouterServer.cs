@@ -14,7 +14,8 @@ namespace Router.Net;
 /// <remarks>
 /// Every config, whatever its source, goes through the same path as the <c>router</c> command's: validated in full
 /// (every error reported), compiled, and swapped in at once; requests already running finish on the config they
-/// started on. Members are thread-safe.
+/// started on. Members are thread-safe. After a stop, <see cref="Apply(RouterConfig)"/> still validates and records a
+/// config (it shows in <see cref="State"/>), but nothing serves or health-checks it.
 /// </remarks>
 public sealed partial class RouterServer : IConfigTarget, IAsyncDisposable
 {

@@ -12,6 +12,7 @@ internal sealed class HealthCheckCoordinator : IAsyncDisposable
     private readonly ActiveHealthProber _prober;
     private readonly Lock _gate = new();
     private HashSet<DestinationState> _watched = [];
+    private bool _disposed;
 
     private readonly Func<Core.Configuration.UpstreamTlsConfig, Tls.UpstreamTlsOptions?>? _tls;
 
@@ -25,6 +26,12 @@ internal sealed class HealthCheckCoordinator : IAsyncDisposable
     {
         lock (_gate)
         {
+            if (_disposed)
+            {
+                // The router has stopped: a config applied now is recorded, but nothing is probed any more.
+                return;
+            }
+
             var next = new HashSet<DestinationState>();
             foreach (var cluster in snapshot.Clusters)
             {
@@ -61,5 +68,13 @@ internal sealed class HealthCheckCoordinator : IAsyncDisposable
         }
     }
 
-    public ValueTask DisposeAsync() => _prober.DisposeAsync();
+    public ValueTask DisposeAsync()
+    {
+        lock (_gate)
+        {
+            _disposed = true;
+        }
+
+        return _prober.DisposeAsync();
+    }
 }

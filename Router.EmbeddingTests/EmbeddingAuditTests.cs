@@ -1,0 +1,238 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Runtime.CompilerServices;
+using Microsoft.Extensions.Logging;
+using NUnit.Framework;
+using Router.Core.Configuration;
+using Router.EmbeddingTests.Support;
+using Router.Net;
+
+namespace Router.EmbeddingTests;
+
+/// <summary>
+/// An application misusing or stressing the embedding API: lifecycle out of order, applies racing each other or a
+/// stop, ports taken, two servers in one process, many start/stop cycles. Public API only.
+/// </summary>
+[TestFixture]
+[CancelAfter(60_000)]
+public sealed class EmbeddingAuditTests
+{
+    private TestUpstream _a = null!;
+    private TestUpstream _b = null!;
+
+    [SetUp]
+    public void SetUp()
+    {
+        _a = new TestUpstream("hello from A");
+        _b = new TestUpstream("hello from B");
+    }
+
+    [TearDown]
+    public async Task TearDown()
+    {
+        await _a.DisposeAsync();
+        await _b.DisposeAsync();
+    }
+
+    [Test]
+    public async Task Lifecycle_StopBeforeStart_DisposeTwice_StartAfterDispose_BehaveAsDocumented()
+    {
+        var router = new RouterServer(RouterServerTests.LoopbackOptions());
+        await router.StopAsync(TimeSpan.FromSeconds(1));
+        Assert.ThrowsAsync<InvalidOperationException>(() => router.StartAsync());
+        await router.DisposeAsync();
+        await router.DisposeAsync();
+        Assert.ThrowsAsync<InvalidOperationException>(() => router.StartAsync());
+        Assert.That(router.State.IsRunning, Is.False);
+    }
+
+    [Test]
+    public async Task StartAsync_WithACancelledToken_ThrowsAndLeavesTheServerStartable()
+    {
+        await using var router = new RouterServer(RouterServerTests.LoopbackOptions());
+        router.Apply(Configs.RouteEverythingTo(_a.EndPoint));
+        using var cancelled = new CancellationTokenSource();
+        await cancelled.CancelAsync();
+
+        Assert.CatchAsync<OperationCanceledException>(() => router.StartAsync(cancelled.Token));
+        await router.StartAsync();
+
+        Assert.That(await GetAsync(router.State.ListenEndPoints[0]), Is.EqualTo("hello from A"));
+    }
+
+    [Test]
+    public async Task DisposeAsync_WithARequestInFlight_DrainsItWithTheOptionsTimeout()
+    {
+        var router = new RouterServer(RouterServerTests.LoopbackOptions());
+        router.Apply(Configs.RouteEverythingTo(_a.EndPoint));
+        await router.StartAsync();
+        _a.Hold = true;
+        var received = _a.RequestReceived;
+        var inFlight = GetAsync(router.State.ListenEndPoints[0]);
+        await received;
+
+        var disposing = router.DisposeAsync().AsTask();
+        _a.Release();
+
+        Assert.That(await inFlight, Is.EqualTo("hello from A"));
+        await disposing;
+    }
+
+    [Test]
+    public async Task Listen_OnIPv6Loopback_WithPortZero_ReportsTheBoundPortAndServes()
+    {
+        if (!Socket.OSSupportsIPv6)
+        {
+            Assert.Ignore("no IPv6");
+        }
+
+        var options = new RouterServerOptions { Listen = { new IPEndPoint(IPAddress.IPv6Loopback, 0) } };
+        await using var router = new RouterServer(options);
+        router.Apply(Configs.RouteEverythingTo(_a.EndPoint));
+        await router.StartAsync();
+
+        var endPoint = router.State.ListenEndPoints[0];
+        Assert.That(endPoint.Port, Is.Not.Zero);
+        Assert.That(await GetAsync(endPoint), Is.EqualTo("hello from A"));
+    }
+
+    [Test]
+    public async Task Apply_AfterStop_WithAHealthCheckedCluster_IsAcceptedWithoutThrowing()
+    {
+        var router = new RouterServer(RouterServerTests.LoopbackOptions());
+        router.Apply(Configs.RouteEverythingTo(_a.EndPoint));
+        await router.StartAsync();
+        await router.DisposeAsync();
+
+        var result = router.Apply(WithHealthCheck(Configs.RouteEverythingTo(_b.EndPoint)));
+
+        Assert.That(result.Applied, Is.True, result.ToString());
+    }
+
+    [Test]
+    public void Server_StartedAndStopped_IsNotKeptAlive()
+    {
+        var weak = CreateApplyAndDispose(start: true);
+
+        Assert.That(IsCollected(weak), Is.True, "a disposed server is released");
+    }
+
+    [Test]
+    public async Task ManyStartStopCycles_ReleaseDescriptorsAndThreads()
+    {
+        await Cycle(3); // warm up: thread pool, epoll loops, HttpClient
+        int fds = OpenDescriptors();
+        int threads = Process.GetCurrentProcess().Threads.Count;
+
+        await Cycle(30);
+
+        int fdsAfter = OpenDescriptors();
+        int threadsAfter = Process.GetCurrentProcess().Threads.Count;
+        TestContext.Out.WriteLine($"descriptors {fds} -> {fdsAfter}, threads {threads} -> {threadsAfter}");
+        Assert.That(fdsAfter, Is.LessThanOrEqualTo(fds + 5));
+        Assert.That(threadsAfter, Is.LessThanOrEqualTo(threads + 5));
+
+        async Task Cycle(int times)
+        {
+            for (int i = 0; i < times; i++)
+            {
+                var options = RouterServerTests.LoopbackOptions();
+                options.Admin = new IPEndPoint(IPAddress.Loopback, 0);
+                await using var router = new RouterServer(options);
+                router.Apply(WithHealthCheck(Configs.RouteEverythingTo(_a.EndPoint)));
+                await router.StartAsync();
+                Assert.That(await GetAsync(router.State.ListenEndPoints[0]), Is.EqualTo("hello from A"));
+                await router.StopAsync(TimeSpan.FromSeconds(5));
+            }
+        }
+    }
+
+    private static RouterConfig WithHealthCheck(RouterConfig config) => config with
+    {
+        Clusters = [config.Clusters[0] with { HealthCheck = new HealthCheckConfig { Path = "/healthz", IntervalMs = 100, TimeoutMs = 100 } }],
+    };
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private WeakReference CreateApplyAndDispose(bool start)
+    {
+        var options = RouterServerTests.LoopbackOptions();
+        options.Admin = new IPEndPoint(IPAddress.Loopback, 0);
+        var router = new RouterServer(options);
+        router.Apply(Configs.RouteEverythingTo(_a.EndPoint));
+        if (start)
+        {
+            router.StartAsync().GetAwaiter().GetResult();
+            GetAsync(router.State.ListenEndPoints[0]).GetAwaiter().GetResult();
+        }
+
+        router.DisposeAsync().AsTask().GetAwaiter().GetResult();
+        return new WeakReference(router);
+    }
+
+    private static bool IsCollected(WeakReference weak)
+    {
+        for (int i = 0; i < 20 && weak.IsAlive; i++)
+        {
+            GC.Collect();
+            GC.WaitForPendingFinalizers();
+            Thread.Sleep(50);
+        }
+
+        return !weak.IsAlive;
+    }
+
+    private static int OpenDescriptors() => Directory.GetFiles("/proc/self/fd").Length;
+
+    private static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    private static async Task<string> GetAsync(IPEndPoint endPoint)
+    {
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(20) };
+        return await http.GetStringAsync(new Uri($"http://{endPoint}/"));
+    }
+
+    private static async Task<HttpStatusCode> GetStatusAsync(IPEndPoint endPoint)
+    {
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(20) };
+        using var response = await http.GetAsync(new Uri($"http://{endPoint}/"));
+        return response.StatusCode;
+    }
+
+    /// <summary>A logger that holds the thread logging a message containing a given text until released.</summary>
+    private sealed class HoldingLoggerFactory(string holdOn) : ILoggerFactory, ILogger
+    {
+        private readonly TaskCompletionSource _held = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private readonly ManualResetEventSlim _release = new();
+
+        public Task Held => _held.Task;
+
+        public void Release() => _release.Set();
+
+        public ILogger CreateLogger(string categoryName) => this;
+
+        public void AddProvider(ILoggerProvider provider)
+        {
+        }
+
+        public void Dispose() => _release.Dispose();
+
+        public IDisposable? BeginScope<TState>(TState state)
+            where TState : notnull => null;
+
+        public bool IsEnabled(LogLevel logLevel) => true;
+
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+        {
+            if (formatter(state, exception).Contains(holdOn, StringComparison.Ordinal) && _held.TrySetResult())
+            {
+                _release.Wait(TimeSpan.FromSeconds(20));
+            }
+        }
+    }
+}

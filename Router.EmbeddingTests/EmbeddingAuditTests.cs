@@ -98,6 +98,25 @@ public sealed class EmbeddingAuditTests
     }
 
     [Test]
+    public async Task StartAsync_OnAPortInUse_ThrowsIOExceptionNamingThePort_AndReleasesTheAdminPort()
+    {
+        using var taken = new TcpListener(IPAddress.Loopback, 0);
+        taken.Start();
+        var takenEndPoint = (IPEndPoint)taken.LocalEndpoint;
+        int adminPort = FreePort();
+        var options = new RouterServerOptions { Listen = { takenEndPoint }, Admin = new IPEndPoint(IPAddress.Loopback, adminPort) }
+            .AddSource(new InMemoryConfigSource(Configs.RouteEverythingTo(_a.EndPoint)));
+        await using var router = new RouterServer(options);
+
+        var ex = Assert.ThrowsAsync<IOException>(() => router.StartAsync());
+
+        Assert.That(ex!.Message, Does.Contain(takenEndPoint.ToString()));
+        Assert.That(router.State.IsRunning, Is.False);
+        using var admin = new TcpListener(IPAddress.Loopback, adminPort);
+        Assert.DoesNotThrow(() => admin.Start(), "the admin port is free once StartAsync has thrown");
+    }
+
+    [Test]
     public async Task Apply_AfterStop_WithAHealthCheckedCluster_IsAcceptedWithoutThrowing()
     {
         var router = new RouterServer(RouterServerTests.LoopbackOptions());

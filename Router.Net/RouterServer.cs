@@ -85,8 +85,9 @@ public sealed partial class RouterServer : IConfigTarget, IAsyncDisposable
     /// </summary>
     /// <param name="cancellationToken">Cancels the start.</param>
     /// <exception cref="InvalidOperationException">The server was already started or stopped.</exception>
-    /// <exception cref="System.Net.Sockets.SocketException">A listener could not be bound; nothing is left running.</exception>
-    public Task StartAsync(CancellationToken cancellationToken = default)
+    /// <exception cref="IOException">A listener could not be bound (the message names its address, e.g. a port already
+    /// in use); nothing is left running, every port this start bound is free again, and the server is stopped.</exception>
+    public async Task StartAsync(CancellationToken cancellationToken = default)
     {
         cancellationToken.ThrowIfCancellationRequested();
         lock (_gate)
@@ -113,12 +114,12 @@ public sealed partial class RouterServer : IConfigTarget, IAsyncDisposable
         }
         catch
         {
-            _ = StopAsync(TimeSpan.Zero, CancellationToken.None);
+            // Release whatever this start bound (the admin listener, earlier proxy listeners) before the caller hears of it.
+            await StopAsync(TimeSpan.Zero, CancellationToken.None).ConfigureAwait(false);
             throw;
         }
 
         LogStarted(_logger, _host.ListenEndPoints.Count, _sources.Length);
-        return Task.CompletedTask;
     }
 
     /// <summary>Validates <paramref name="config"/> in full and, when valid, makes it live at once (source <c>api</c>).</summary>

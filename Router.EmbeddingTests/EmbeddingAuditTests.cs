@@ -130,6 +130,41 @@ public sealed class EmbeddingAuditTests
     }
 
     [Test]
+    public async Task ConcurrentApplies_TheLiveConfigsGlobalLimitIsTheOneEnforced()
+    {
+        // Thread A's config (global limit 1) is swapped in, then A is held in the "is live" log line while thread B
+        // applies a config without a limit. Whatever order they finish in, the live config is B's, and B's (absent)
+        // limit must be the one enforced.
+        var gate = new HoldingLoggerFactory("Config generation 2 ");
+        var options = RouterServerTests.LoopbackOptions();
+        options.LoggerFactory = gate;
+        await using var router = new RouterServer(options);
+        router.Apply(Configs.RouteEverythingTo(_a.EndPoint));
+        await router.StartAsync();
+
+        var limited = Configs.RouteEverythingTo(_a.EndPoint) with { MaxConcurrentRequests = 1 };
+        var unlimited = Configs.RouteEverythingTo(_a.EndPoint) with { MaxConcurrentRequests = 1000 };
+        var first = Task.Run(() => router.Apply(limited));
+        await gate.Held.WaitAsync(TimeSpan.FromSeconds(10));
+        var second = Task.Run(() => router.Apply(unlimited));
+        await Task.WhenAny(second, Task.Delay(500));
+        gate.Release();
+        await Task.WhenAll(first, second);
+
+        Assert.That(router.State.Generation, Is.EqualTo(3));
+        Assert.That(router.State.Hash, Is.EqualTo(ConfigLoader.Validate(unlimited).Hash), "the last swapped config is live");
+        _a.Hold = true;
+        var received = _a.RequestReceived;
+        var one = GetStatusAsync(router.State.ListenEndPoints[0]);
+        await received;
+        var two = GetStatusAsync(router.State.ListenEndPoints[0]);
+        await Task.WhenAny(two, Task.Delay(1000));
+        _a.Release();
+        Assert.That(await one, Is.EqualTo(HttpStatusCode.OK));
+        Assert.That(await two, Is.EqualTo(HttpStatusCode.OK), "the live config has no global limit of 1");
+    }
+
+    [Test]
     public void Server_StartedAndStopped_IsNotKeptAlive()
     {
         var weak = CreateApplyAndDispose(start: true);

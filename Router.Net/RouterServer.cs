@@ -52,7 +52,9 @@ public sealed partial class RouterServer : IConfigTarget, IAsyncDisposable
     }
 
     /// <summary>
-    /// Raised after a config went live, with its info. Runs on the thread that applied it, after the swap: keep it short.
+    /// Raised after a config went live, with its info. Runs on the thread that applied it, after the swap, in the order
+    /// configs went live (an apply on another thread waits for it): keep it short, and don't wait in it for another
+    /// thread's apply.
     /// </summary>
     public event EventHandler<SnapshotInfo>? ConfigApplied;
 

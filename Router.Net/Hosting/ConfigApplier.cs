@@ -14,7 +14,7 @@ internal sealed record ApplyFailure(DateTimeOffset At, string Source, IReadOnlyL
 
 /// <summary>
 /// The one validate-compile-swap path every config source goes through (file, SIGHUP, admin reload, control plane,
-/// cache, embedding API). Applies are serialised; requests never wait for them.
+/// cache, embedding API). Applies, and the handlers of <see cref="Applied"/>, are serialised; requests never wait for them.
 /// </summary>
 internal sealed partial class ConfigApplier : IConfigSink, IConfigApplyPath
 {
@@ -124,24 +124,28 @@ internal sealed partial class ConfigApplier : IConfigSink, IConfigApplyPath
                 _generation++;
                 _table.Swap(next);
             }
-        }
 
-        if (ReferenceEquals(next, previous))
-        {
-            Reaffirmed?.Invoke(next);
-            return new ApplyOutcome(true, next.Info, [], loaded.Hash);
-        }
-
-        if (previous is not null)
-        {
-            foreach (var removed in next.RemovedSince(previous))
+            // Still under the lock: what follows a swap (global limit, health probes, certificates, the embedding
+            // API's event) must happen in swap order, or two concurrent applies could leave the older config's
+            // settings in force under the newer config.
+            if (ReferenceEquals(next, previous))
             {
-                (Volatile.Read(ref removed.Pool) as UpstreamPool)?.Drain();
+                Reaffirmed?.Invoke(next);
+                return new ApplyOutcome(true, next.Info, [], loaded.Hash);
             }
+
+            if (previous is not null)
+            {
+                foreach (var removed in next.RemovedSince(previous))
+                {
+                    (Volatile.Read(ref removed.Pool) as UpstreamPool)?.Drain();
+                }
+            }
+
+            LogApplied(_logger, next.Info.Generation, loaded.Hash, source);
+            Applied?.Invoke(next, previous);
         }
 
-        LogApplied(_logger, next.Info.Generation, loaded.Hash, source);
-        Applied?.Invoke(next, previous);
         return new ApplyOutcome(true, next.Info, [], loaded.Hash);
     }
 

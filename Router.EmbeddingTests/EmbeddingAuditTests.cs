@@ -165,6 +165,29 @@ public sealed class EmbeddingAuditTests
     }
 
     [Test]
+    public async Task TwoServers_InOneProcess_EachAdminShowsOnlyItsOwnMetrics()
+    {
+        var optionsOne = RouterServerTests.LoopbackOptions();
+        optionsOne.Admin = new IPEndPoint(IPAddress.Loopback, 0);
+        var optionsTwo = RouterServerTests.LoopbackOptions();
+        optionsTwo.Admin = new IPEndPoint(IPAddress.Loopback, 0);
+        await using var one = new RouterServer(optionsOne);
+        await using var two = new RouterServer(optionsTwo);
+        one.Apply(Configs.RouteEverythingTo(_a.EndPoint));
+        one.Apply(Configs.RouteEverythingTo(_b.EndPoint));
+        two.Apply(Configs.RouteEverythingTo(_a.EndPoint));
+        await one.StartAsync();
+        await two.StartAsync();
+
+        using var http = new HttpClient();
+        var metrics = await http.GetStringAsync(new Uri($"http://{one.State.AdminEndPoint}/metrics"));
+
+        var generation = metrics.Split('\n').Where(l => l.StartsWith("router_config_generation ", StringComparison.Ordinal)).ToList();
+        Assert.That(generation, Has.Count.EqualTo(1), metrics);
+        Assert.That(generation[0], Is.EqualTo("router_config_generation 2"), metrics);
+    }
+
+    [Test]
     public void Server_StartedAndStopped_IsNotKeptAlive()
     {
         var weak = CreateApplyAndDispose(start: true);

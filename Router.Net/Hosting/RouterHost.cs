@@ -80,7 +80,7 @@ internal sealed class RouterHost : IAsyncDisposable
         _health = new HealthCheckCoordinator(loggerFactory, Runtime.UpstreamTls.For);
         Metrics = new RouterMetrics(Runtime, () => ControlPlaneStatus?.AppliedVersion, () => ControlPlaneStatus?.Connected ?? false);
         Runtime.Metrics = Metrics;
-        Exporter = new PrometheusExporter(RouterMetrics.MeterName);
+        Exporter = new PrometheusExporter(Metrics.Meter);
         if (options.AccessLogPath is not null)
         {
             Runtime.AccessLog = AccessLog.Open(options.AccessLogPath, loggerFactory.CreateLogger("Router.AccessLog"));

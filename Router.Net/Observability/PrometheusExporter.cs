@@ -15,11 +15,13 @@ internal sealed class PrometheusExporter : IDisposable
     private readonly Lock _gate = new();
     private readonly List<(Instrument Instrument, string Value, KeyValuePair<string, object?>[] Tags)> _collected = [];
 
-    public PrometheusExporter(string meterName)
+    /// <summary>Exports the instruments of <paramref name="meter"/>, one router's: not every meter of the same name, since
+    /// two routers embedded in one process each have their own.</summary>
+    public PrometheusExporter(Meter meter)
     {
         _listener.InstrumentPublished = (instrument, listener) =>
         {
-            if (instrument.Meter.Name == meterName)
+            if (ReferenceEquals(instrument.Meter, meter))
             {
                 listener.EnableMeasurementEvents(instrument);
             }

@@ -52,6 +52,9 @@ internal sealed class RouterMetrics : IDisposable
         }
     }
 
+    /// <summary>This router's meter (named <see cref="MeterName"/>; every router in a process has its own).</summary>
+    public Meter Meter => _meter;
+
     /// <summary>Counters for requests that matched no route (404) or came before any config.</summary>
     public RequestCounters NoRoute { get; }
 

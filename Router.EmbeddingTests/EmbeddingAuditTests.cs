@@ -188,6 +188,14 @@ public sealed class EmbeddingAuditTests
     }
 
     [Test]
+    public void Server_DisposedWithoutEverStarting_IsNotKeptAlive()
+    {
+        var weak = CreateApplyAndDispose(start: false);
+
+        Assert.That(IsCollected(weak), Is.True, "a disposed server that never started is released");
+    }
+
+    [Test]
     public void Server_StartedAndStopped_IsNotKeptAlive()
     {
         var weak = CreateApplyAndDispose(start: true);

@@ -195,6 +195,8 @@ public sealed partial class RouterServer : IConfigTarget, IAsyncDisposable
         await Task.WhenAll(_sourceTasks).ConfigureAwait(false);
         if (!started)
         {
+            // Nothing is bound, but the host's timer and meter exist from construction: release them too.
+            await _host.StopAsync(TimeSpan.Zero).ConfigureAwait(false);
             return;
         }
 

@@ -74,6 +74,13 @@ internal static partial class RouterApp
 
     public static async Task<int> RunAsync(RouterAppOptions options, CancellationToken cancellationToken)
     {
+        if (CheckOptions(options) is { } usageError)
+        {
+            // A bad flag value: one plain line and exit 2, before anything is logged or bound.
+            Console.Error.WriteLine(usageError);
+            return 2;
+        }
+
         using var loggerFactory = LoggerFactory.Create(builder => builder
             .AddSimpleConsole(o =>
             {
@@ -117,7 +124,18 @@ internal static partial class RouterApp
             }
         }
 
-        await using var host = new RouterHost(hostOptions, loggerFactory);
+        RouterHost host;
+        try
+        {
+            host = new RouterHost(hostOptions, loggerFactory);
+        }
+        catch (Exception ex) when (options.AccessLog is not null && ex is IOException or UnauthorizedAccessException)
+        {
+            Console.Error.WriteLine($"--access-log: cannot open '{options.AccessLog}': {ex.Message}");
+            return 2;
+        }
+
+        await using var ownedHost = host;
         var demoUpstreams = new List<DemoUpstream>();
         ConfigFileWatcher? watcher = null;
         ControlPlaneClient? controlPlane = null;
@@ -364,19 +382,63 @@ internal static partial class RouterApp
         Console.WriteLine();
     }
 
-    internal static IPEndPoint ParseEndPoint(string text)
+    internal static IPEndPoint ParseEndPoint(string text) =>
+        TryParseEndPoint(text, out var endPoint) ? endPoint : throw new ArgumentException($"'{text}' is not IP:PORT");
+
+    private static bool TryParseEndPoint(string text, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out IPEndPoint? endPoint)
     {
-        if (IPEndPoint.TryParse(text, out var endPoint) && endPoint.Port != 0 || text.EndsWith(":0", StringComparison.Ordinal) && IPEndPoint.TryParse(text, out endPoint))
+        if (IPEndPoint.TryParse(text, out endPoint) && endPoint.Port != 0 || text.EndsWith(":0", StringComparison.Ordinal) && IPEndPoint.TryParse(text, out endPoint))
         {
-            return endPoint;
+            return true;
         }
 
-        if (text.StartsWith("localhost:", StringComparison.OrdinalIgnoreCase) && int.TryParse(text.AsSpan(10), out int port))
+        if (text.StartsWith("localhost:", StringComparison.OrdinalIgnoreCase) && int.TryParse(text.AsSpan(10), out int port)
+            && port is >= IPEndPoint.MinPort and <= IPEndPoint.MaxPort)
         {
-            return new IPEndPoint(IPAddress.Loopback, port);
+            endPoint = new IPEndPoint(IPAddress.Loopback, port);
+            return true;
         }
 
-        throw new ArgumentException($"'{text}' is not IP:PORT");
+        endPoint = null;
+        return false;
+    }
+
+    /// <summary>The first flag value the router cannot run with, as a one-line message; null when all are usable.</summary>
+    private static string? CheckOptions(RouterAppOptions options)
+    {
+        foreach (var (flag, values) in (ReadOnlySpan<(string, IReadOnlyList<string>)>)
+            [("--listen", options.Listen), ("--listen-tls", options.ListenTls), ("--admin", options.Admin is null ? [] : [options.Admin])])
+        {
+            foreach (var text in values)
+            {
+                if (!TryParseEndPoint(text, out _))
+                {
+                    return $"{flag}: '{text}' is not IP:PORT (e.g. 127.0.0.1:8080, [::1]:8080 or localhost:8080; port 0-65535)";
+                }
+            }
+        }
+
+        if (options.MaxConnections < 1)
+        {
+            return $"--max-connections: must be at least 1, not {options.MaxConnections}";
+        }
+
+        if (options.DrainTimeout < TimeSpan.Zero)
+        {
+            return $"--drain-timeout-ms: must be 0 or more, not {options.DrainTimeout.TotalMilliseconds}";
+        }
+
+        if (options.Demo && (options.ConfigFile is not null || options.ControlPlane is not null))
+        {
+            return "--demo routes to its own upstreams: it cannot be combined with --config or --control-plane";
+        }
+
+        if (options.ControlPlane is { } url && !(Uri.TryCreate(url, UriKind.Absolute, out var uri) && uri.Scheme is "ws" or "wss"))
+        {
+            return $"--control-plane: '{url}' is not a ws:// or wss:// URL";
+        }
+
+        return null;
     }
 
     [LoggerMessage(EventId = 1, Level = LogLevel.Information, Message = "Proxy listening on {EndPoint}")]

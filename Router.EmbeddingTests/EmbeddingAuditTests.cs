@@ -233,6 +233,14 @@ public sealed class EmbeddingAuditTests
         }
     }
 
+    [TestCase("http://127.0.0.1:1/ws/router")]
+    [TestCase("/ws/router")]
+    public void ControlPlaneSource_WithAUriThatIsNotWebSocket_IsRejectedWhenCreated(string uri)
+    {
+        // Else every session fails ("only ws:// or wss://") and the source retries for ever.
+        Assert.Throws<ArgumentException>(() => _ = new ControlPlaneConfigSource(new Uri(uri, UriKind.RelativeOrAbsolute), "token"));
+    }
+
     private static RouterConfig WithHealthCheck(RouterConfig config) => config with
     {
         Clusters = [config.Clusters[0] with { HealthCheck = new HealthCheckConfig { Path = "/healthz", IntervalMs = 100, TimeoutMs = 100 } }],

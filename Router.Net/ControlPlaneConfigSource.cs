@@ -19,9 +19,16 @@ public sealed class ControlPlaneConfigSource : ConfigSource
     /// <summary>Creates a source for the control plane at <paramref name="uri"/>.</summary>
     /// <param name="uri">The hub address, <c>ws://host:port/ws/router</c> or <c>wss://...</c>.</param>
     /// <param name="token">Router token, sent as <c>Authorization: Bearer</c> on the upgrade.</param>
+    /// <exception cref="ArgumentException"><paramref name="uri"/> is not an absolute <c>ws://</c> or <c>wss://</c> URI
+    /// (no session could ever be opened with it), or <paramref name="token"/> is empty.</exception>
     public ControlPlaneConfigSource(Uri uri, string token)
     {
         ArgumentNullException.ThrowIfNull(uri);
+        if (!uri.IsAbsoluteUri || uri.Scheme is not ("ws" or "wss"))
+        {
+            throw new ArgumentException($"'{uri}' is not a ws:// or wss:// URI", nameof(uri));
+        }
+
         ArgumentException.ThrowIfNullOrWhiteSpace(token);
         Uri = uri;
         Token = token;

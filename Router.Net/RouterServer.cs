@@ -196,7 +196,7 @@ public sealed partial class RouterServer : IConfigTarget, IAsyncDisposable
         if (!started)
         {
             // Nothing is bound, but the host's timer and meter exist from construction: release them too.
-            await _host.StopAsync(TimeSpan.Zero).ConfigureAwait(false);
+            await _host.StopAsync(TimeSpan.Zero, CancellationToken.None).ConfigureAwait(false);
             return;
         }
 

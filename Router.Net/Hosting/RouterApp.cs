@@ -4,6 +4,7 @@ using Microsoft.Extensions.Logging;
 using Router.Core.Configuration;
 using Router.Net.ControlPlane;
 using Router.Net.Demo;
+using Router.Net.Observability;
 
 namespace Router.Net.Hosting;
 
@@ -270,7 +271,7 @@ internal static partial class RouterApp
 
             // The handlers stay registered through the drain: without them a SIGHUP (a config reloader) or a second
             // SIGTERM would get the default action and kill the process with its requests in flight.
-            using var signals = new ShutdownSignals(watcher, logger);
+            using var signals = new ShutdownSignals(watcher, host.Runtime.AccessLog, logger);
             using (cancellationToken.Register(signals.Stop))
             {
                 await signals.Stopping.ConfigureAwait(false);
@@ -298,21 +299,24 @@ internal static partial class RouterApp
 
     /// <summary>
     /// SIGTERM/SIGINT start the drain; a second one ends it at once (as the drain timeout would: what is left is
-    /// aborted, the process still exits 0). SIGHUP reloads the config file, and is ignored once the drain began.
+    /// aborted, the process still exits 0). SIGHUP reopens the access log and reloads the config file (the reload is
+    /// skipped once the drain began).
     /// </summary>
     private sealed class ShutdownSignals : IDisposable
     {
         private readonly TaskCompletionSource _stop = new(TaskCreationOptions.RunContinuationsAsynchronously);
         private readonly CancellationTokenSource _drainNow = new();
         private readonly ConfigFileWatcher? _watcher;
+        private readonly AccessLog? _accessLog;
         private readonly ILogger _logger;
         private readonly PosixSignalRegistration _sigterm;
         private readonly PosixSignalRegistration _sigint;
         private readonly PosixSignalRegistration _sighup;
 
-        public ShutdownSignals(ConfigFileWatcher? watcher, ILogger logger)
+        public ShutdownSignals(ConfigFileWatcher? watcher, AccessLog? accessLog, ILogger logger)
         {
             _watcher = watcher;
+            _accessLog = accessLog;
             _logger = logger;
             _sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnStop);
             _sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnStop);
@@ -341,6 +345,9 @@ internal static partial class RouterApp
         private void OnHangUp(PosixSignalContext context)
         {
             context.Cancel = true;
+            // Log rotation sends SIGHUP too (logrotate's postrotate): the access log reopens by its path, even while
+            // draining, so the last lines do not go to the rotated file.
+            _accessLog?.Reopen();
             if (!_stop.Task.IsCompleted)
             {
                 _watcher?.Reload();

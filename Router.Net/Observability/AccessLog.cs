@@ -38,8 +38,10 @@ internal sealed partial class AccessLog : IAsyncDisposable
 {
     private readonly AccessLogEntry[] _ring;
     private readonly int _mask;
-    private readonly Stream _stream;
+    private readonly string? _path;
     private readonly ILogger _logger;
+    private Stream _stream;
+    private int _reopen;
     private readonly CancellationTokenSource _stop = new();
     private readonly Task _writer;
     private long _tail;
@@ -47,7 +49,7 @@ internal sealed partial class AccessLog : IAsyncDisposable
     private long _dropped;
     private long _written;
 
-    public AccessLog(Stream stream, ILogger logger, int capacity = 8192)
+    public AccessLog(Stream stream, ILogger logger, int capacity = 8192, string? path = null)
     {
         if (capacity <= 0 || (capacity & (capacity - 1)) != 0)
         {
@@ -55,6 +57,7 @@ internal sealed partial class AccessLog : IAsyncDisposable
         }
 
         _stream = stream;
+        _path = path;
         _logger = logger;
         _ring = new AccessLogEntry[capacity];
         for (int i = 0; i < capacity; i++)
@@ -70,9 +73,17 @@ internal sealed partial class AccessLog : IAsyncDisposable
 
     public long Written => Interlocked.Read(ref _written);
 
-    /// <summary>Opens the log: "-" is standard output, anything else a file appended to.</summary>
+    /// <summary>Opens the log: "-" is standard output, anything else a file appended to (and reopened on request).</summary>
     public static AccessLog Open(string path, ILogger logger) =>
-        new(path == "-" ? Console.OpenStandardOutput() : new FileStream(path, FileMode.Append, FileAccess.Write, FileShare.Read, 64 * 1024), logger);
+        path == "-" ? new(Console.OpenStandardOutput(), logger) : new(OpenFile(path), logger, path: path);
+
+    /// <summary>
+    /// Asks the writer to reopen the file by its path before its next write (SIGHUP): after logrotate renamed it,
+    /// lines go to the new file instead of the rotated one. Standard output is left as it is.
+    /// </summary>
+    public void Reopen() => Volatile.Write(ref _reopen, 1);
+
+    private static FileStream OpenFile(string path) => new(path, FileMode.Append, FileAccess.Write, FileShare.Read, 64 * 1024);
 
     /// <summary>Claims a slot, or returns null when the ring is full (the entry is dropped). Fill it, then <see cref="Publish"/>.</summary>
     public AccessLogEntry? TryClaim()
@@ -153,6 +164,11 @@ internal sealed partial class AccessLog : IAsyncDisposable
                 running = false;
             }
 
+            if (Interlocked.Exchange(ref _reopen, 0) != 0)
+            {
+                await ReopenAsync(output).ConfigureAwait(false);
+            }
+
             // Drain what is published, then write it in one go.
             while (true)
             {
@@ -176,6 +192,29 @@ internal sealed partial class AccessLog : IAsyncDisposable
             }
 
             await FlushAsync(output).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>From the writer loop only (it alone touches the stream): what is buffered goes to the old file first.</summary>
+    private async Task ReopenAsync(ArrayBufferWriter<byte> output)
+    {
+        if (_path is null)
+        {
+            return;
+        }
+
+        await FlushAsync(output).ConfigureAwait(false);
+        try
+        {
+            var next = OpenFile(_path);
+            await _stream.DisposeAsync().ConfigureAwait(false);
+            _stream = next;
+            LogReopened(_logger, _path);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            // Keep writing where we were: losing the log is worse than writing to the rotated file.
+            LogReopenFailed(_logger, _path, ex);
         }
     }
 
@@ -229,4 +268,10 @@ internal sealed partial class AccessLog : IAsyncDisposable
 
     [LoggerMessage(EventId = 500, Level = LogLevel.Warning, Message = "Access log write failed; entries are dropped until it recovers")]
     private static partial void LogWriteFailed(ILogger logger, Exception ex);
+
+    [LoggerMessage(EventId = 501, Level = LogLevel.Information, Message = "Access log reopened: {Path}")]
+    private static partial void LogReopened(ILogger logger, string path);
+
+    [LoggerMessage(EventId = 502, Level = LogLevel.Warning, Message = "Access log {Path} could not be reopened; still writing to the file it had open")]
+    private static partial void LogReopenFailed(ILogger logger, string path, Exception ex);
 }

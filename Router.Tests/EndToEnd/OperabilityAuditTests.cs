@@ -210,6 +210,45 @@ public sealed partial class OperabilityAuditTests
     }
 
     [Test]
+    public async Task Sighup_ReopensTheAccessLog_SoLinesGoToTheNewFileAfterLogrotateRenamedTheOldOne()
+    {
+        var dir = Directory.CreateTempSubdirectory("router-accesslog-");
+        try
+        {
+            var log = Path.Combine(dir.FullName, "access.log");
+            var rotated = log + ".1";
+            await using var router = await RouterProcess.StartAsync(["--demo", "--access-log", log]);
+            using (var client = await RawHttpClient.ConnectAsync(router.EndPoint))
+            {
+                await client.SendAsync("GET /before-rotation HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+                Assert.That((await client.ReadResponseAsync()).StatusCode, Is.EqualTo(200));
+            }
+
+            Assert.That(await Eventually.TrueAsync(() => File.Exists(log) && File.ReadAllText(log).Contains("/before-rotation", StringComparison.Ordinal), TimeSpan.FromSeconds(5)), Is.True);
+
+            // What logrotate does without copytruncate: rename, create an empty file, then tell the process.
+            File.Move(log, rotated);
+            await File.WriteAllTextAsync(log, "");
+            Signal(router, SigHup);
+            Assert.That(await Eventually.TrueAsync(() => router.Output.Contains("Access log reopened", StringComparison.Ordinal), TimeSpan.FromSeconds(5)), Is.True, router.Output);
+
+            using (var client = await RawHttpClient.ConnectAsync(router.EndPoint))
+            {
+                await client.SendAsync("GET /after-rotation HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+                Assert.That((await client.ReadResponseAsync()).StatusCode, Is.EqualTo(200));
+            }
+
+            Assert.That(await Eventually.TrueAsync(() => File.ReadAllText(log).Contains("/after-rotation", StringComparison.Ordinal), TimeSpan.FromSeconds(5)), Is.True, "the new file gets the new lines");
+            Assert.That(File.ReadAllText(rotated), Does.Not.Contain("/after-rotation"), "the rotated file gets no more");
+            Assert.That(router.HasExited, Is.False, "SIGHUP does not stop the router");
+        }
+        finally
+        {
+            dir.Delete(recursive: true);
+        }
+    }
+
+    [Test]
     public async Task Ready_Is503AndHealthz200_OnTheAdminPort_WhileTheProcessDrains()
     {
         await using var upstream = await TestUpstream.StartAsync("slow");

@@ -104,6 +104,14 @@ internal sealed partial class TlsConnection : PipeConnection
         try
         {
             using var timeout = new CancellationTokenSource(server.HandshakeTimeout);
+            if (await AnswerPlainHttpAsync(timeout.Token).ConfigureAwait(false))
+            {
+                server.CountFailure(timedOut: false);
+                Abort("tls: plain HTTP on a TLS port");
+                await InputPipe.Writer.CompleteAsync().ConfigureAwait(false);
+                return;
+            }
+
             await _stream.AuthenticateAsServerAsync(TlsServerContext.SelectOptions, server, timeout.Token).ConfigureAwait(false);
             ok = true;
         }
@@ -132,6 +140,62 @@ internal sealed partial class TlsConnection : PipeConnection
         server.CountHandshake();
         await RunAsync().ConfigureAwait(false);
     }
+
+    /// <summary>
+    /// A TLS connection opens with a handshake record (0x16); a first byte that is an upper-case letter is an HTTP
+    /// method: plain HTTP sent to the TLS port. Answer it in plain text, as nginx does, so the user sees why instead
+    /// of a reset; then a FIN, and what the client still sends is drained until it closes or the timeout.
+    /// </summary>
+    private async ValueTask<bool> AnswerPlainHttpAsync(CancellationToken timeout)
+    {
+        var socket = Socket;
+        var first = new byte[256];
+        int peeked = await socket.ReceiveAsync(first.AsMemory(0, 16), SocketFlags.Peek, timeout).ConfigureAwait(false);
+        if (!LooksLikeHttp(first.AsSpan(0, peeked)))
+        {
+            return false;
+        }
+
+        await socket.SendAsync(s_plainHttpAnswer, SocketFlags.None, timeout).ConfigureAwait(false);
+        socket.Shutdown(SocketShutdown.Send);
+        using var linger = CancellationTokenSource.CreateLinkedTokenSource(timeout);
+        linger.CancelAfter(2000);
+        try
+        {
+            while (await socket.ReceiveAsync(first, SocketFlags.None, linger.Token).ConfigureAwait(false) > 0)
+            {
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // The client did not close within the linger time: close anyway.
+        }
+
+        return true;
+    }
+
+    /// <summary>A method token (upper-case letters) and a space: "GET ", "POST ", and so on.</summary>
+    private static bool LooksLikeHttp(ReadOnlySpan<byte> start)
+    {
+        for (int i = 0; i < start.Length; i++)
+        {
+            byte b = start[i];
+            if (b == (byte)' ')
+            {
+                return i > 0;
+            }
+
+            if (b is < (byte)'A' or > (byte)'Z')
+            {
+                return false;
+            }
+        }
+
+        return false;
+    }
+
+    private static readonly byte[] s_plainHttpAnswer =
+        "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: 44\r\nConnection: close\r\n\r\nThis port speaks HTTPS: use an https:// URL\n"u8.ToArray();
 
     private Task RunAsync()
     {

@@ -93,8 +93,8 @@ public sealed class TlsAuditTests
             Throws.InstanceOf<AuthenticationException>().Or.InstanceOf<IOException>());
     }
 
-    [TestCase("plain HTTP", "GET / HTTP/1.1\r\nHost: x\r\n\r\n")]
     [TestCase("another protocol", "SSH-2.0-OpenSSH_9.6\r\n")]
+    [TestCase("a broken record", "\u0016\u0003\u0001\u0000\u0001\u0000")]
     public async Task NonTlsBytes_OnTheTlsPort_AreClosedAtOnce_AndFreeTheirHandshakeSlot(string what, string bytes)
     {
         var cert = _pki.Create("nontls", "nontls.test");
@@ -113,6 +113,34 @@ public sealed class TlsAuditTests
         Assert.That(router.Certificates.Listeners[0].Timeouts, Is.Zero);
         await using var client = await TlsTestClient.ConnectAsync(endPoint, "nontls.test");
         Assert.That((await client.GetAsync("/")).Status, Is.EqualTo(200), "the listener goes on serving");
+    }
+
+    [Test]
+    public async Task PlainHttp_OnTheTlsPort_IsAnswered400InPlainText_ThenClosedWithAFin_AndFreesItsHandshakeSlot()
+    {
+        var cert = _pki.Create("plain", "plain.test");
+        await using var router = StartRouter(cert);
+        var endPoint = router.TlsListenEndPoints[0];
+
+        using (var client = await RawHttpClient.ConnectAsync(endPoint))
+        {
+            await client.SendAsync("GET / HTTP/1.1\r\nHost: plain.test\r\n\r\n");
+            var response = await client.ReadResponseAsync();
+            Assert.That(response.StatusCode, Is.EqualTo(400));
+            Assert.That(response.BodyText, Does.Contain("HTTPS"), "says why");
+            Assert.That(response.Header("Connection"), Is.EqualTo("close"));
+
+            // Shut our side: the router was draining what we might still send, and now closes with a FIN.
+            client.Socket.Shutdown(SocketShutdown.Send);
+            var buffer = new byte[16];
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+            Assert.That(await client.Socket.ReceiveAsync(buffer, SocketFlags.None, timeout.Token), Is.Zero, "a FIN, not a reset");
+        }
+
+        Assert.That(await Eventually.TrueAsync(() => router.Certificates.Gate.InProgress == 0, TimeSpan.FromSeconds(5)), Is.True, "the handshake slot is free again");
+        Assert.That(router.Certificates.Listeners[0].Failures, Is.EqualTo(1));
+        await using var tls = await TlsTestClient.ConnectAsync(endPoint, "plain.test");
+        Assert.That((await tls.GetAsync("/")).Status, Is.EqualTo(200), "the listener goes on serving");
     }
 
     private RouterHost StartRouter((string CertFile, string KeyFile, System.Security.Cryptography.X509Certificates.X509Certificate2 _) cert)

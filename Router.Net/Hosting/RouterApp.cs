@@ -88,6 +88,15 @@ internal static partial class RouterApp
                 o.SingleLine = true;
                 o.TimestampFormat = "HH:mm:ss.fff ";
             })
+            .AddConsole(o =>
+            {
+                // With the access log on standard output, the router's own log goes to standard error, so stdout
+                // stays one JSON line per request.
+                if (options.AccessLog == "-")
+                {
+                    o.LogToStandardErrorThreshold = LogLevel.Trace;
+                }
+            })
             .SetMinimumLevel(LogLevel.Information));
         var logger = loggerFactory.CreateLogger("Router");
 
@@ -266,7 +275,8 @@ internal static partial class RouterApp
             controlPlane?.Start();
             if (options.Demo)
             {
-                PrintDemo(host);
+                // With the access log on standard output, the banner goes to standard error with the log.
+                PrintDemo(host, options.AccessLog == "-" ? Console.Error : Console.Out);
             }
 
             // The handlers stay registered through the drain: without them a SIGHUP (a config reloader) or a second
@@ -372,21 +382,21 @@ internal static partial class RouterApp
         }
     }
 
-    private static void PrintDemo(RouterHost host)
+    private static void PrintDemo(RouterHost host, TextWriter output)
     {
         var proxy = host.ListenEndPoints[0];
         var admin = host.AdminEndPoint;
-        Console.WriteLine();
-        Console.WriteLine($"Router demo is up on http://{proxy}  (admin on http://{admin})");
-        Console.WriteLine("Try:");
-        Console.WriteLine($"  curl -i http://{proxy}/api/hello          # round robin over upstreams A and B");
-        Console.WriteLine($"  curl -i http://{proxy}/                   # upstream A");
-        Console.WriteLine($"  curl -i -H 'Host: shop.demo.test' http://{proxy}/   # wildcard host -> upstream B");
-        Console.WriteLine($"  curl -i -X POST --data-binary @README.md http://{proxy}/api/upload   # streamed request body");
-        Console.WriteLine($"  curl -s http://{admin}/admin/config       # live config, version and hash");
-        Console.WriteLine($"  curl -s http://{admin}/admin/clusters     # destinations, in-flight, pooled connections");
-        Console.WriteLine("Press Ctrl+C to stop (in-flight requests drain first).");
-        Console.WriteLine();
+        output.WriteLine();
+        output.WriteLine($"Router demo is up on http://{proxy}  (admin on http://{admin})");
+        output.WriteLine("Try:");
+        output.WriteLine($"  curl -i http://{proxy}/api/hello          # round robin over upstreams A and B");
+        output.WriteLine($"  curl -i http://{proxy}/                   # upstream A");
+        output.WriteLine($"  curl -i -H 'Host: shop.demo.test' http://{proxy}/   # wildcard host -> upstream B");
+        output.WriteLine($"  curl -i -X POST --data-binary @README.md http://{proxy}/api/upload   # streamed request body");
+        output.WriteLine($"  curl -s http://{admin}/admin/config       # live config, version and hash");
+        output.WriteLine($"  curl -s http://{admin}/admin/clusters     # destinations, in-flight, pooled connections");
+        output.WriteLine("Press Ctrl+C to stop (in-flight requests drain first).");
+        output.WriteLine();
     }
 
     internal static IPEndPoint ParseEndPoint(string text) =>

@@ -249,6 +249,63 @@ public sealed partial class OperabilityAuditTests
     }
 
     [Test]
+    public async Task AccessLogOnStdout_KeepsStdoutToJsonLines_TheRoutersOwnLogGoesToStderr()
+    {
+        var listen = new IPEndPoint(IPAddress.Loopback, RouterProcess.FreePort());
+        var admin = new IPEndPoint(IPAddress.Loopback, RouterProcess.FreePort());
+        var info = new ProcessStartInfo(Path.Combine(RouterProcess.ProjectOutput("Router.Net"), "Router.Net"))
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (var arg in new[] { "--demo", "--access-log", "-", "--listen", listen.ToString(), "--admin", admin.ToString() })
+        {
+            info.ArgumentList.Add(arg);
+        }
+
+        var stdout = new StringBuilder();
+        var stderr = new StringBuilder();
+        using var process = Process.Start(info)!;
+        process.OutputDataReceived += (_, e) => { lock (stdout) { stdout.AppendLine(e.Data); } };
+        process.ErrorDataReceived += (_, e) => { lock (stderr) { stderr.AppendLine(e.Data); } };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        try
+        {
+            Assert.That(await Eventually.TrueAsync(() => CanConnect(listen), TimeSpan.FromSeconds(20)), Is.True, "the router listens");
+            using (var client = await RawHttpClient.ConnectAsync(listen))
+            {
+                await client.SendAsync("GET /logged HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+                Assert.That((await client.ReadResponseAsync()).StatusCode, Is.EqualTo(200));
+            }
+
+            string Out() { lock (stdout) { return stdout.ToString(); } }
+            Assert.That(await Eventually.TrueAsync(() => Out().Contains("/logged", StringComparison.Ordinal), TimeSpan.FromSeconds(5)), Is.True, "the access log line");
+            Assert.That(Kill(process.Id, SigTerm), Is.Zero);
+            await process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(15));
+            process.WaitForExit(); // flushes the redirected streams
+
+            foreach (var line in Out().Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+            {
+                Assert.DoesNotThrow(() => JsonDocument.Parse(line).Dispose(), "stdout holds only JSON lines: " + line);
+            }
+
+            lock (stderr)
+            {
+                Assert.That(stderr.ToString(), Does.Contain("Stopped"), "the router's own log is on stderr");
+            }
+        }
+        finally
+        {
+            if (!process.HasExited)
+            {
+                process.Kill();
+            }
+        }
+    }
+
+    [Test]
     public async Task Ready_Is503AndHealthz200_OnTheAdminPort_WhileTheProcessDrains()
     {
         await using var upstream = await TestUpstream.StartAsync("slow");

@@ -94,7 +94,6 @@ public sealed class TlsAuditTests
     }
 
     [TestCase("another protocol", "SSH-2.0-OpenSSH_9.6\r\n")]
-    [TestCase("a broken record", "\u0016\u0003\u0001\u0000\u0001\u0000")]
     public async Task NonTlsBytes_OnTheTlsPort_AreClosedAtOnce_AndFreeTheirHandshakeSlot(string what, string bytes)
     {
         var cert = _pki.Create("nontls", "nontls.test");

@@ -87,6 +87,7 @@ internal sealed class RouterHost : IAsyncDisposable
         }
 
         Certificates = new ListenerCertificates(options.TlsLimits, loggerFactory.CreateLogger("Router.Tls"));
+        Metrics.AddTls(Certificates);
         if (options.TlsCertificate is { } certificate)
         {
             Certificates.CommandLine = new ListenerTlsConfig { Certificates = [certificate] };

@@ -52,6 +52,27 @@ internal sealed class RouterMetrics : IDisposable
         }
     }
 
+    /// <summary>
+    /// Adds the TLS listeners' handshake counters: completed, failed and timed out per listener (timeouts are also
+    /// failures), and handshakes refused over the concurrent-handshake limit.
+    /// </summary>
+    public void AddTls(Tls.ListenerCertificates certificates)
+    {
+        _meter.CreateObservableCounter("router_tls_handshakes_total", () => ObserveHandshakes(certificates), description: "TLS handshakes on the listeners, by listener and result (a timeout is also a failure).");
+        _meter.CreateObservableCounter("router_tls_handshakes_refused_total", () => certificates.Gate.Refused, description: "New TLS connections closed at once for being over the concurrent-handshake limit.");
+    }
+
+    private static IEnumerable<Measurement<long>> ObserveHandshakes(Tls.ListenerCertificates certificates)
+    {
+        foreach (var listener in certificates.Listeners)
+        {
+            var name = new KeyValuePair<string, object?>("listener", listener.Name);
+            yield return new Measurement<long>(listener.Handshakes, name, new KeyValuePair<string, object?>("result", "success"));
+            yield return new Measurement<long>(listener.Failures, name, new KeyValuePair<string, object?>("result", "failure"));
+            yield return new Measurement<long>(listener.Timeouts, name, new KeyValuePair<string, object?>("result", "timeout"));
+        }
+    }
+
     /// <summary>This router's meter (named <see cref="MeterName"/>; every router in a process has its own).</summary>
     public Meter Meter => _meter;
 

@@ -142,6 +142,37 @@ public sealed class TlsAuditTests
         Assert.That((await tls.GetAsync("/")).Status, Is.EqualTo(200), "the listener goes on serving");
     }
 
+    [Test]
+    public async Task Metrics_CountHandshakesByListenerAndResult()
+    {
+        var cert = _pki.Create("counted", "counted.test");
+        await using var router = StartRouter(cert);
+        var endPoint = router.TlsListenEndPoints[0];
+        await using (var client = await TlsTestClient.ConnectAsync(endPoint, "counted.test"))
+        {
+            Assert.That((await client.GetAsync("/")).Status, Is.EqualTo(200));
+        }
+
+        using (var socket = new Socket(SocketType.Stream, ProtocolType.Tcp))
+        {
+            await socket.ConnectAsync(endPoint);
+            await socket.SendAsync(Encoding.Latin1.GetBytes("SSH-2.0-OpenSSH_9.6\r\n"));
+            Assert.That(await ReadUntilClosedAsync(socket, TimeSpan.FromSeconds(5)), Is.True);
+        }
+
+        Assert.That(await Eventually.TrueAsync(() => router.Certificates.Listeners[0].Failures == 1, TimeSpan.FromSeconds(5)), Is.True);
+        var listener = router.Certificates.Listeners[0].Name;
+        using var http = new HttpClient();
+        var samples = PrometheusText.Parse(await http.GetStringAsync(new Uri($"http://{router.AdminEndPoint}/metrics")));
+        Assert.Multiple(() =>
+        {
+            Assert.That(samples.Value("router_tls_handshakes_total", ("listener", listener), ("result", "success")), Is.EqualTo(1));
+            Assert.That(samples.Value("router_tls_handshakes_total", ("listener", listener), ("result", "failure")), Is.EqualTo(1));
+            Assert.That(samples.Value("router_tls_handshakes_total", ("listener", listener), ("result", "timeout")), Is.Zero);
+            Assert.That(samples.Any(s => s.Name == "router_tls_handshakes_refused_total"), Is.True);
+        });
+    }
+
     private RouterHost StartRouter((string CertFile, string KeyFile, System.Security.Cryptography.X509Certificates.X509Certificate2 _) cert)
     {
         var host = new RouterHost(new RouterHostOptions { Admin = new IPEndPoint(IPAddress.Loopback, 0) }, NullLoggerFactory.Instance);

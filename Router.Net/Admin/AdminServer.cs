@@ -19,10 +19,12 @@ internal sealed partial class AdminServer : IConnectionHandler, IAsyncDisposable
     private readonly SocketListener _listener;
     private readonly AdminEndpoints _endpoints;
     private readonly ILogger _logger;
+    private readonly HttpLimits _limits;
 
     public AdminServer(IPEndPoint endPoint, RouterHost host, ILogger logger)
     {
         _logger = logger;
+        _limits = host.Runtime.Limits;
         _endpoints = new AdminEndpoints(host);
         _listener = new SocketListener(endPoint, this, logger);
     }
@@ -41,6 +43,11 @@ internal sealed partial class AdminServer : IConnectionHandler, IAsyncDisposable
     private async Task ServeAsync(SocketConnection connection)
     {
         var head = new HttpRequestHead();
+
+        // The proxy's timeouts apply here too (the heartbeat does not watch admin connections): a client that sends
+        // no request within the keep-alive timeout, or does not finish its head within the header timeout, is cut,
+        // so a stalled scraper or a slow client cannot hold admin connections for ever.
+        using var deadline = new Timer(static state => ((SocketConnection)state!).Abort("admin: timeout"), connection, Timeout.Infinite, Timeout.Infinite);
         try
         {
             while (true)
@@ -48,10 +55,21 @@ internal sealed partial class AdminServer : IConnectionHandler, IAsyncDisposable
                 var input = connection.Input;
                 try
                 {
+                    deadline.Change(_limits.KeepAliveTimeout, Timeout.InfiniteTimeSpan);
+                    var first = await input.ReadAsync().ConfigureAwait(false);
+                    input.AdvanceTo(first.Buffer.Start);
+                    if (first.Buffer.IsEmpty && first.IsCompleted)
+                    {
+                        return;
+                    }
+
+                    deadline.Change(_limits.HeaderTimeout, Timeout.InfiniteTimeSpan);
                     if (!await RequestHeadReader.ReadAsync(input, head, HttpLimits.Default).ConfigureAwait(false))
                     {
                         return;
                     }
+
+                    deadline.Change(Timeout.Infinite, Timeout.Infinite);
                 }
                 catch (Http1Exception ex)
                 {

@@ -378,6 +378,27 @@ public sealed partial class OperabilityAuditTests
         Assert.That(received, Is.Zero, "the idle connection ends with a FIN");
     }
 
+    [TestCase("", TestName = "Admin_AConnectionThatSendsNothing_IsClosedAfterTheKeepAliveTimeout")]
+    [TestCase("GET /healthz HTTP/1.1\r\nHost: x\r\n", TestName = "Admin_AHeadThatNeverEnds_IsClosedAfterTheHeaderTimeout")]
+    public async Task Admin_StalledClients_AreCut(string partial)
+    {
+        await using var upstream = await TestUpstream.StartAsync("A");
+        await using var router = RouterFixture.Start(
+            new RouterConfig { Routes = [Route("r", "c")], Clusters = [Cluster("c", upstream)] },
+            new Router.Net.Http1.HttpLimits { KeepAliveTimeout = TimeSpan.FromMilliseconds(500), HeaderTimeout = TimeSpan.FromMilliseconds(500) });
+        using var client = await RawHttpClient.ConnectAsync(router.Host.AdminEndPoint!);
+
+        // A request first: the connection is live and kept alive.
+        await client.SendAsync("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
+        Assert.That((await client.ReadResponseAsync()).StatusCode, Is.EqualTo(200));
+        if (partial.Length > 0)
+        {
+            await client.SendAsync(partial);
+        }
+
+        Assert.That(await client.IsClosedByServerAsync(TimeSpan.FromSeconds(10)), Is.True, "the admin listener cut the stalled client");
+    }
+
     [Test]
     public async Task Metrics_RouteAndClusterIdsWithQuotesBackslashesAndNewlines_AreEscapedInLabels()
     {

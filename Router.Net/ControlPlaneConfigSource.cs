@@ -24,7 +24,7 @@ public sealed class ControlPlaneConfigSource : ConfigSource
     public ControlPlaneConfigSource(Uri uri, string token)
     {
         ArgumentNullException.ThrowIfNull(uri);
-        if (!uri.IsAbsoluteUri || uri.Scheme is not ("ws" or "wss"))
+        if (!ControlPlaneClientOptions.IsHubUri(uri))
         {
             throw new ArgumentException($"'{uri}' is not a ws:// or wss:// URI", nameof(uri));
         }

@@ -6,6 +6,9 @@ internal sealed class ControlPlaneClientOptions
     /// <summary>The hub address, <c>ws://host:port/ws/router</c> or <c>wss://...</c>.</summary>
     public required Uri Uri { get; init; }
 
+    /// <summary>True for a URI a session can be opened with: absolute, <c>ws://</c> or <c>wss://</c>.</summary>
+    public static bool IsHubUri(Uri uri) => uri.IsAbsoluteUri && uri.Scheme is "ws" or "wss";
+
     /// <summary>Router token, sent as <c>Authorization: Bearer</c> on the upgrade.</summary>
     public required string Token { get; init; }
 

@@ -450,7 +450,7 @@ internal static partial class RouterApp
             return "--demo routes to its own upstreams: it cannot be combined with --config or --control-plane";
         }
 
-        if (options.ControlPlane is { } url && !(Uri.TryCreate(url, UriKind.Absolute, out var uri) && uri.Scheme is "ws" or "wss"))
+        if (options.ControlPlane is { } url && !(Uri.TryCreate(url, UriKind.Absolute, out var uri) && ControlPlaneClientOptions.IsHubUri(uri)))
         {
             return $"--control-plane: '{url}' is not a ws:// or wss:// URL";
         }

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using Router.Core.Configuration;
 using Router.Core.ControlPlane;
 
 namespace Router.ControlPlane.Store;
@@ -148,7 +149,7 @@ internal sealed class ConfigStore
         }
 
         // Stored documents are the canonical serialisation the hash was computed over.
-        if (!string.Equals(Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(json)), hash, StringComparison.OrdinalIgnoreCase))
+        if (!string.Equals(ConfigLoader.HashOfCanonical(json), hash, StringComparison.OrdinalIgnoreCase))
         {
             throw new CorruptStoreException(path, $"its content does not match the hash {hash} recorded in {IndexFileName} (torn or edited)");
         }

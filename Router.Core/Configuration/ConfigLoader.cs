@@ -151,8 +151,11 @@ public static class ConfigLoader
     /// Lower-case hex SHA-256 of the config's canonical JSON: whitespace, comments, field order and spelled-out
     /// defaults in the source document do not change it.
     /// </summary>
-    public static string ComputeHash(RouterConfig config) =>
-        Convert.ToHexStringLower(SHA256.HashData(Serialize(config)));
+    public static string ComputeHash(RouterConfig config) => HashOfCanonical(Serialize(config));
+
+    /// <summary>The hash of bytes that are already a config's canonical JSON (what <see cref="Serialize"/> wrote).</summary>
+    internal static string HashOfCanonical(ReadOnlySpan<byte> canonicalJson) =>
+        Convert.ToHexStringLower(SHA256.HashData(canonicalJson));
 
     // A default-constructed instance of each object type of the model; a new record type must be added here
     // (a test loads a document using every type, so a missing entry fails loudly).

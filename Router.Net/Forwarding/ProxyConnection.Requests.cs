@@ -492,8 +492,7 @@ internal sealed partial class ProxyConnection
                     {
                         // The destination is at its connection limit: nothing was sent, so this is not an attempt
                         // (no retry permit, not counted in maxAttempts). Another destination, or the fallback, serves.
-                        _tried ??= new DestinationState?[MaxTriedDestinations];
-                        _tried[tried++] = destination;
+                        tried = PassOver(destination, tried);
                         connectionLimited = true;
                         attempt--;
                         continue;
@@ -507,8 +506,7 @@ internal sealed partial class ProxyConnection
                         // Nothing reached the client and the upstream cannot have acted on the request: try another destination.
                         heldRetry ??= cluster.Retries;
                         lastFailure = result;
-                        _tried ??= new DestinationState?[MaxTriedDestinations];
-                        _tried[tried++] = destination;
+                        tried = PassOver(destination, tried);
                         _runtime.CountRetry();
                         continue;
                     }
@@ -737,6 +735,17 @@ internal sealed partial class ProxyConnection
         UpstreamOutcome.ConnectTimeout or UpstreamOutcome.ResponseTimeout => RespondLocalAsync(504, keepAlive && !result.BodyStarted),
         _ => RespondLocalAsync(502, keepAlive && !result.BodyStarted),
     };
+
+    /// <summary>
+    /// Adds <paramref name="destination"/> to the ones this request will not be sent to again (the connection's array,
+    /// allocated on its first use) and returns the new count.
+    /// </summary>
+    private int PassOver(DestinationState destination, int tried)
+    {
+        _tried ??= new DestinationState?[MaxTriedDestinations];
+        _tried[tried] = destination;
+        return tried + 1;
+    }
 
     /// <summary>RFC 9110 §9.2.2: the methods a client may repeat automatically.</summary>
     private bool IsIdempotent() => _request.Method is HttpMethod.Get or HttpMethod.Head or HttpMethod.Options

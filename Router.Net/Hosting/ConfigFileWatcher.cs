@@ -47,7 +47,7 @@ internal sealed partial class ConfigFileWatcher : IDisposable
             };
             _parentWatcher.Created += OnParentEvent;
             _parentWatcher.Deleted += OnParentEvent;
-            _parentWatcher.Renamed += OnParentRenamed;
+            _parentWatcher.Renamed += OnParentEvent;
             _parentWatcher.Error += OnError;
         }
     }
@@ -113,19 +113,12 @@ internal sealed partial class ConfigFileWatcher : IDisposable
         }
     }
 
+    /// <summary>Created, deleted or renamed (to or from) in the parent: the directory's own entry moves the watch.</summary>
     private void OnParentEvent(object sender, FileSystemEventArgs e)
     {
-        if (string.Equals(e.Name, Path.GetFileName(_directory), StringComparison.Ordinal))
-        {
-            WatchDirectory();
-            _debounce.Change(Debounce, Timeout.InfiniteTimeSpan);
-        }
-    }
-
-    private void OnParentRenamed(object sender, RenamedEventArgs e)
-    {
         string name = Path.GetFileName(_directory);
-        if (string.Equals(e.Name, name, StringComparison.Ordinal) || string.Equals(e.OldName, name, StringComparison.Ordinal))
+        if (string.Equals(e.Name, name, StringComparison.Ordinal)
+            || (e is RenamedEventArgs renamed && string.Equals(renamed.OldName, name, StringComparison.Ordinal)))
         {
             WatchDirectory();
             _debounce.Change(Debounce, Timeout.InfiniteTimeSpan);

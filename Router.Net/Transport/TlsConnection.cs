@@ -149,20 +149,21 @@ internal sealed partial class TlsConnection : PipeConnection
     private async ValueTask<bool> AnswerPlainHttpAsync(CancellationToken timeout)
     {
         var socket = Socket;
-        var first = new byte[256];
-        int peeked = await socket.ReceiveAsync(first.AsMemory(0, 16), SocketFlags.Peek, timeout).ConfigureAwait(false);
+        var first = new byte[16];
+        int peeked = await socket.ReceiveAsync(first, SocketFlags.Peek, timeout).ConfigureAwait(false);
         if (!LooksLikeHttp(first.AsSpan(0, peeked)))
         {
             return false;
         }
 
+        var drain = new byte[1024];
         await socket.SendAsync(s_plainHttpAnswer, SocketFlags.None, timeout).ConfigureAwait(false);
         socket.Shutdown(SocketShutdown.Send);
         using var linger = CancellationTokenSource.CreateLinkedTokenSource(timeout);
         linger.CancelAfter(2000);
         try
         {
-            while (await socket.ReceiveAsync(first, SocketFlags.None, linger.Token).ConfigureAwait(false) > 0)
+            while (await socket.ReceiveAsync(drain, SocketFlags.None, linger.Token).ConfigureAwait(false) > 0)
             {
             }
         }

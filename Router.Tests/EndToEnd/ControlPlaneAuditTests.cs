@@ -1,5 +1,4 @@
 using System.Buffers;
-using System.Diagnostics;
 using System.Net;
 using System.Net.WebSockets;
 using Microsoft.AspNetCore.Builder;
@@ -352,32 +351,8 @@ public sealed class ControlPlaneAuditTests
         string routerToken = dir.Sub("router.token"), adminToken = dir.Sub("admin.token");
         await File.WriteAllTextAsync(routerToken, "r\n");
         await File.WriteAllTextAsync(adminToken, "a\n");
-        var info = new ProcessStartInfo(Path.Combine(RouterProcess.ProjectOutput("Router.ControlPlane"), "Router.ControlPlane"))
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        foreach (var arg in new[] { "--listen", $"127.0.0.1:{RouterProcess.FreePort()}", "--data-dir", data, "--token-file", routerToken, "--admin-token-file", adminToken }.Concat(extraArgs))
-        {
-            info.ArgumentList.Add(arg);
-        }
-
-        using var process = Process.Start(info)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
-        try
-        {
-            await process.WaitForExitAsync(timeout.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            process.Kill(entireProcessTree: true);
-            await process.WaitForExitAsync();
-            return (-1, "still running after 20 s:\n" + await stdout + await stderr);
-        }
-
-        return (process.ExitCode, await stdout + await stderr);
+        return await RouterProcess.RunToExitAsync(
+            "Router.ControlPlane",
+            new[] { "--listen", $"127.0.0.1:{RouterProcess.FreePort()}", "--data-dir", data, "--token-file", routerToken, "--admin-token-file", adminToken }.Concat(extraArgs));
     }
 }

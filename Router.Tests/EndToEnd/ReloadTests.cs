@@ -557,26 +557,8 @@ public sealed class ReloadTests
             .Select(e => new ConfigError(e.GetProperty("path").GetString()!, e.GetProperty("message").GetString()!))
             .ToList();
 
-    private static async Task<(int ExitCode, string Output)> RunRouterAsync(params string[] args)
-    {
-        var info = new ProcessStartInfo(Path.Combine(RouterProcess.ProjectOutput("Router.Net"), "Router.Net"))
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        foreach (var arg in args)
-        {
-            info.ArgumentList.Add(arg);
-        }
-
-        using var process = Process.Start(info)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
-        await process.WaitForExitAsync(timeout.Token);
-        return (process.ExitCode, await stdout + await stderr);
-    }
+    private static Task<(int ExitCode, string Output)> RunRouterAsync(params string[] args) =>
+        RouterProcess.RunToExitAsync("Router.Net", args);
 
     private sealed class ValidWrite(long writtenAt, string upstream, string hash)
     {

@@ -166,6 +166,42 @@ internal sealed class RouterProcess : IAsyncDisposable
     }
 
     /// <summary>
+    /// Runs a sibling project's executable (<c>Router.Net</c>, <c>Router.ControlPlane</c>) with <paramref name="args"/>
+    /// until it exits, and returns its exit code and its stdout then stderr. One that is still running after 20 s is
+    /// killed and reported as exit code -1.
+    /// </summary>
+    public static async Task<(int ExitCode, string Output)> RunToExitAsync(string project, IEnumerable<string> args)
+    {
+        var info = new ProcessStartInfo(Path.Combine(ProjectOutput(project), project))
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (var arg in args)
+        {
+            info.ArgumentList.Add(arg);
+        }
+
+        using var process = Process.Start(info)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        try
+        {
+            await process.WaitForExitAsync(timeout.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            await process.WaitForExitAsync();
+            return (-1, $"{project} {string.Join(' ', args)} still running after 20 s:\n" + await stdout + await stderr);
+        }
+
+        return (process.ExitCode, await stdout + await stderr);
+    }
+
+    /// <summary>
     /// The build output folder of a sibling project for the same configuration (Router.Tests/bin/Release/net10.0 ->
     /// Router.Net/bin/Release/net10.0). The test folder itself holds the ASP.NET framework's assemblies, not the
     /// packages the router's deps.json names, so executables run from their own folder.

@@ -94,10 +94,16 @@ internal sealed class ProxyRuntime
         }
     }
 
+    /// <summary>
+    /// Marks the router as shutting down (/ready answers 503 "draining", a connection's next request is not read)
+    /// without touching open connections yet: the first step of a stop, before the listeners close.
+    /// </summary>
+    public void MarkShuttingDown() => Interlocked.Exchange(ref _shuttingDown, 1);
+
     /// <summary>Stops keep-alive: idle connections close now, busy ones after their current response.</summary>
     public void BeginShutdown()
     {
-        Interlocked.Exchange(ref _shuttingDown, 1);
+        MarkShuttingDown();
         foreach (var pair in _connections)
         {
             pair.Key.CloseIfIdle();

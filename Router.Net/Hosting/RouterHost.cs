@@ -220,6 +220,9 @@ internal sealed class RouterHost : IAsyncDisposable
             return;
         }
 
+        // Not ready from the first moment: /ready must not say "ready" while the listeners below are closing and
+        // the proxy port already refuses connections.
+        Runtime.MarkShuttingDown();
         foreach (var listener in _listeners)
         {
             await listener.DisposeAsync().ConfigureAwait(false);

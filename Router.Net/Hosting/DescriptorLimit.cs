@@ -38,6 +38,23 @@ internal static unsafe partial class DescriptorLimit
         return limit.Current > long.MaxValue ? long.MaxValue : (long)limit.Current;
     }
 
+    /// <summary>The soft limit on open descriptors now in force, or null where unknown.</summary>
+    public static long? Current()
+    {
+        if (!OperatingSystem.IsLinux())
+        {
+            return null;
+        }
+
+        RLimit limit;
+        if (GetRLimit(RlimitNofile, &limit) != 0)
+        {
+            return null;
+        }
+
+        return limit.Current > long.MaxValue ? long.MaxValue : (long)limit.Current;
+    }
+
     [LibraryImport("libc", EntryPoint = "getrlimit", SetLastError = true)]
     private static partial int GetRLimit(int resource, RLimit* limit);
 

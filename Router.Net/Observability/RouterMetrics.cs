@@ -50,6 +50,8 @@ internal sealed class RouterMetrics : IDisposable
         {
             _meter.CreateObservableGauge("router_control_plane_applied_version", () => controlPlaneVersion() ?? 0, description: "Last control-plane version applied.");
         }
+
+        ProcessMetrics.Register(_meter);
     }
 
     /// <summary>

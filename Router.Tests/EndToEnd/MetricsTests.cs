@@ -108,4 +108,66 @@ public sealed class MetricsTests
         Assert.That(samples.Value("router_upstream_failures_total", ("cluster", "dead"), ("reason", "connect")), Is.EqualTo(5));
         Assert.That(samples.Value("router_requests_total", ("route", "r"), ("code_class", "5xx")), Is.EqualTo(5));
     }
+    [Test]
+    public async Task Metrics_ExportProcessAndRuntimeSeries_ThatFollowTheRoutersConnections()
+    {
+        // A real router process: the process_* series describe it, not the test runner.
+        await using var upstream = await TestUpstream.StartAsync("A");
+        await using var router = await RouterProcess.StartProxyingAsync(upstream.Address);
+        using var admin = new HttpClient { BaseAddress = new Uri($"http://{router.AdminEndPoint}") };
+        async Task<IReadOnlyList<PrometheusSample>> Scrape() => PrometheusText.Parse(await admin.GetStringAsync(new Uri("/metrics", UriKind.Relative)));
+
+        var before = await Scrape();
+        double now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() / 1000.0;
+        Assert.Multiple(() =>
+        {
+            Assert.That(before.Value("process_cpu_seconds_total"), Is.GreaterThan(0));
+            Assert.That(before.Value("process_resident_memory_bytes"), Is.EqualTo(router.ResidentBytes()).Within(8 * 1024 * 1024));
+            Assert.That(before.Value("process_start_time_seconds"), Is.InRange(now - 120, now));
+            Assert.That(before.Value("process_max_fds"), Is.GreaterThanOrEqualTo(before.Value("process_open_fds")));
+            Assert.That(before.Value("dotnet_gc_allocated_bytes_total"), Is.GreaterThan(0));
+            Assert.That(before.Any(s => s.Name == "dotnet_gc_collections_total" && s.Labels["generation"] == "2"), Is.True);
+            Assert.That(before.Value("dotnet_gc_heap_size_bytes"), Is.GreaterThanOrEqualTo(0));
+            Assert.That(before.Value("dotnet_gc_pause_seconds_total"), Is.GreaterThanOrEqualTo(0));
+        });
+
+        // 100 kept-alive client connections, each after one request: every one holds a descriptor in the router.
+        var clients = new List<RawHttpClient>();
+        try
+        {
+            for (int i = 0; i < 100; i++)
+            {
+                var client = await RawHttpClient.ConnectAsync(router.EndPoint);
+                clients.Add(client);
+                await client.SendAsync("GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+                var response = await client.ReadResponseAsync();
+                Assert.That(response.StatusCode, Is.EqualTo(200));
+            }
+
+            var loaded = await Scrape();
+            Assert.That(loaded.Value("process_open_fds"), Is.GreaterThanOrEqualTo(before.Value("process_open_fds") + 100));
+            Assert.That(loaded.Value("dotnet_gc_allocated_bytes_total"), Is.GreaterThanOrEqualTo(before.Value("dotnet_gc_allocated_bytes_total")));
+            Assert.That(loaded.Value("process_cpu_seconds_total"), Is.GreaterThanOrEqualTo(before.Value("process_cpu_seconds_total")));
+        }
+        finally
+        {
+            foreach (var client in clients)
+            {
+                client.Dispose();
+            }
+        }
+
+        // Closed by the clients, the descriptors go again (the router notices each FIN on its own schedule).
+        IReadOnlyList<PrometheusSample> after = [];
+        for (var deadline = DateTime.UtcNow.AddSeconds(10); DateTime.UtcNow < deadline; await Task.Delay(20))
+        {
+            after = await Scrape();
+            if (after.Value("router_client_connections") == 0)
+            {
+                break;
+            }
+        }
+
+        Assert.That(after.Value("process_open_fds"), Is.LessThan(before.Value("process_open_fds") + 20));
+    }
 }

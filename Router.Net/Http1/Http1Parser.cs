@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Buffers.Binary;
 using System.Text;
+using Router.Net.Transport;
 using static Router.Net.Http1.RejectionReason;
 
 namespace Router.Net.Http1;
@@ -229,11 +230,11 @@ internal static class Http1Parser
     private static void GrowHeaders(ref HeaderField[] headers, int count)
     {
         var old = headers;
-        headers = ArrayPool<HeaderField>.Shared.Rent(Math.Max(count * 2, 16));
+        headers = HeaderSlots.Rent(Math.Max(count * 2, HeaderSlots.Initial));
         if (old.Length > 0)
         {
             old.AsSpan(0, count).CopyTo(headers);
-            ArrayPool<HeaderField>.Shared.Return(old);
+            HeaderSlots.Return(old);
         }
     }
 
@@ -242,10 +243,10 @@ internal static class Http1Parser
         if (buffer.Length < length)
         {
             var old = buffer;
-            buffer = ArrayPool<byte>.Shared.Rent(Math.Max(length, MinHeadBuffer));
+            buffer = PooledBytes.Rent(Math.Max(length, MinHeadBuffer));
             if (old.Length > 0)
             {
-                ArrayPool<byte>.Shared.Return(old);
+                PooledBytes.Return(old);
             }
         }
 

@@ -6,7 +6,7 @@ namespace Router.Net.Http1;
 /// </summary>
 internal sealed class HttpRequestHead
 {
-    /// <summary>Head bytes; rented from ArrayPool by the parser, returned by <see cref="Release"/>.</summary>
+    /// <summary>Head bytes; rented from PooledBytes by the parser, returned by <see cref="Release"/>.</summary>
     public byte[] Buffer = [];
 
     /// <summary>Bytes of <see cref="Buffer"/> in use (the whole head, including the final CRLFCRLF).</summary>
@@ -75,13 +75,13 @@ internal sealed class HttpRequestHead
     {
         if (Buffer.Length > 0)
         {
-            System.Buffers.ArrayPool<byte>.Shared.Return(Buffer);
+            Transport.PooledBytes.Return(Buffer);
             Buffer = [];
         }
 
         if (Headers.Length > 0)
         {
-            System.Buffers.ArrayPool<HeaderField>.Shared.Return(Headers);
+            HeaderSlots.Return(Headers);
             Headers = [];
         }
 

@@ -42,7 +42,7 @@ internal sealed class HttpResponseHead
     {
         if (Buffer.Length > 0)
         {
-            System.Buffers.ArrayPool<byte>.Shared.Return(Buffer);
+            Transport.PooledBytes.Return(Buffer);
             Buffer = [];
         }
 

@@ -233,7 +233,7 @@ internal abstract class DirectReader : PipeReader
 
         if (buffer is null)
         {
-            buffer = _buffer = ArrayPool<byte>.Shared.Rent(_readSize);
+            buffer = _buffer = PooledBytes.Rent(_readSize);
         }
         else if (buffer.Length - _end < Math.Min(_readSize, buffer.Length / 2))
         {
@@ -247,9 +247,9 @@ internal abstract class DirectReader : PipeReader
             {
                 // The unconsumed bytes fill the buffer (a head larger than one read): grow. The parser's header limits
                 // bound how far, since a head that is too large is rejected before the next read.
-                var bigger = ArrayPool<byte>.Shared.Rent(Math.Max(buffer.Length * 2, unconsumed + _readSize));
+                var bigger = PooledBytes.Rent(Math.Max(buffer.Length * 2, unconsumed + _readSize));
                 buffer.AsSpan(_start, unconsumed).CopyTo(bigger);
-                ArrayPool<byte>.Shared.Return(buffer);
+                PooledBytes.Return(buffer);
                 buffer = _buffer = bigger;
             }
 
@@ -282,7 +282,7 @@ internal abstract class DirectReader : PipeReader
         {
             _buffer = null;
             _start = _end = _examined = 0;
-            ArrayPool<byte>.Shared.Return(buffer);
+            PooledBytes.Return(buffer);
         }
     }
 

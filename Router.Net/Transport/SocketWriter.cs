@@ -204,7 +204,7 @@ internal class SocketWriter : PipeWriter
         var buffer = _buffer;
         if (buffer is null)
         {
-            buffer = ArrayPool<byte>.Shared.Rent(Math.Max(need, MinBuffer));
+            buffer = PooledBytes.Rent(Math.Max(need, MinBuffer));
             _buffer = buffer;
             return buffer;
         }
@@ -215,9 +215,9 @@ internal class SocketWriter : PipeWriter
         }
 
         // Grow by doubling: a body chunk written in pieces (PipeWriter.Write) copies each byte O(1) times on average.
-        var bigger = ArrayPool<byte>.Shared.Rent(Math.Max(_written + need, buffer.Length * 2));
+        var bigger = PooledBytes.Rent(Math.Max(_written + need, buffer.Length * 2));
         buffer.AsSpan(0, _written).CopyTo(bigger);
-        ArrayPool<byte>.Shared.Return(buffer);
+        PooledBytes.Return(buffer);
         _buffer = bigger;
         return bigger;
     }
@@ -301,7 +301,7 @@ internal class SocketWriter : PipeWriter
         if (buffer is not null)
         {
             _buffer = null;
-            ArrayPool<byte>.Shared.Return(buffer);
+            PooledBytes.Return(buffer);
         }
     }
 

@@ -56,10 +56,16 @@ def main():
     rows = [line.rstrip("\n").split("\t") for line in open(os.path.join(work, "results.tsv")) if line.strip()]
     targets = []
     data = {}  # (scenario, target) -> list of (round, wrk dict, ticks)
-    for rnd, scenario, target, ticks, wrkfile in rows:
+    allocs = {}  # (scenario, target) -> list of (round, bytes allocated, requests): router targets only
+    for row in rows:
+        rnd, scenario, target, ticks, wrkfile = row[:5]
         if target not in targets:
             targets.append(target)
-        data.setdefault((scenario, target), []).append((int(rnd), parse_wrk(wrkfile), int(ticks)))
+        wrk = parse_wrk(wrkfile)
+        data.setdefault((scenario, target), []).append((int(rnd), wrk, int(ticks)))
+        if len(row) > 5 and row[5] not in ("", "-"):
+            steady = (int(row[6]), int(row[7])) if len(row) > 7 and row[6] not in ("", "-") else (None, None)
+            allocs.setdefault((scenario, target), []).append((int(rnd), int(row[5]), wrk["requests"]) + steady)
     rounds = sorted({int(r[0]) for r in rows})
 
     def summary(scenario, target):
@@ -108,6 +114,20 @@ def main():
                 f"| {s['ticks']} | {s['requests']:,} | {fmt(s['cpu_us'], 1)} "
                 f"| {ratio(s['rps'], ref and ref['rps'])} | {ratio(s['p99'], ref and ref['p99'])} "
                 f"| {ratio(s['cpu_us'], ref and ref['cpu_us'])} | {ratio(s['rps'], yarp and yarp['rps'])} | {s['errors'] or '-'} |")
+        out.append("")
+
+    if allocs:
+        out.append("### Managed allocation per request (router targets, from `dotnet_gc_allocated_bytes_total`)\n")
+        out.append("| scenario | target | round | whole run: requests | bytes | bytes/request "
+                   "| steady state: requests | bytes | bytes/request |")
+        out.append("|---|---|---|---|---|---|---|---|---|")
+        for scenario, _ in SCENARIOS:
+            for t in targets:
+                for rnd, allocated, requests, s_bytes, s_requests in allocs.get((scenario, t), []):
+                    per = allocated / requests if requests else None
+                    s_per = s_bytes / s_requests if s_requests else None
+                    s_cols = (f"{s_requests:,} | {s_bytes:,} | {fmt(s_per, 3)}" if s_requests is not None else "n/a | n/a | n/a")
+                    out.append(f"| {scenario} | {t} | {rnd} | {requests:,} | {allocated:,} | {fmt(per, 3)} | {s_cols} |")
         out.append("")
 
     mem_path = os.path.join(work, "mem.tsv")

@@ -57,7 +57,7 @@ T=$(mktemp -d /tmp/router-e2e.XXXXXX)
 mkdir -p "$T/wrk"
 : >"$T/results.tsv"
 : >"$T/mem.tsv"
-declare -A PORT MAIN
+declare -A PORT MAIN ADMIN
 STARTED=()
 
 cleanup() {
@@ -144,7 +144,7 @@ start_router() { # target port admin_port transport(epoll/sockets)
     if [ "$4" = sockets ]; then extra=(ROUTER_TRANSPORT=sockets); fi
     "${ON_PROXY[@]}" env "${extra[@]}" DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1 DOTNET_TieredPGO=1 "$ROUTER_BIN" --config "$T/router.json" \
         --listen "127.0.0.1:$2" --admin "127.0.0.1:$3" >"$T/$1.log" 2>&1 &
-    MAIN[$1]=$!; STARTED+=($!); PORT[$1]=$2
+    MAIN[$1]=$!; STARTED+=($!); PORT[$1]=$2; ADMIN[$1]=$3
     wait_port "$2"
 }
 start_router router $((BASE_PORT + 1)) $((BASE_PORT + 11)) epoll
@@ -195,15 +195,43 @@ for t in "${TARGETS[@]}"; do
     "${ON_LOAD[@]}" wrk -t2 -c"$C_BIG" -d2s "http://127.0.0.1:${PORT[$t]}/1m" >/dev/null
 done
 
+allocated() { # admin port -> the router's dotnet_gc_allocated_bytes_total
+    curl -s "http://127.0.0.1:$1/metrics" | awk '$1 == "dotnet_gc_allocated_bytes_total" {printf "%d", $2}'
+}
+
+counters() { # admin port -> "allocated-bytes requests-answered" from the router's /metrics
+    curl -s "http://127.0.0.1:$1/metrics" |
+        awk '$1 == "dotnet_gc_allocated_bytes_total" {a = $2} $1 ~ /^router_requests_total/ {r += $2} END {printf "%d %d\n", a, r}'
+}
+
+steady_alloc() { # admin port -> "bytes requests" allocated over the middle half of a wrk run, less one scrape's own share
+    local a0 r0 a1 r1 a2 r2
+    sleep "$(awk -v d="$DURATION" 'BEGIN {print d / 4}')"
+    read -r a0 r0 < <(counters "$1"); read -r a1 r1 < <(counters "$1")
+    sleep "$(awk -v d="$DURATION" 'BEGIN {print d / 2}')"
+    read -r a2 r2 < <(counters "$1")
+    echo "$(( (a2 - a1) - (a1 - a0) )) $((r2 - r1))"
+}
+
 # --- measured rounds: every scenario for every target per round, target order reversed on even rounds --------
+# For the router targets the managed bytes allocated across the wrk run come from their /metrics. A scrape allocates
+# too, so two back-to-back scrapes before the run measure one scrape's own share, which is taken off.
 measure() { # round scenario target conns path
-    local pids t0 t1 file=$T/wrk/$1-$2-$3.txt
+    local pids t0 t1 a0 a1 a2 alloc=- steady="- -" sampler= file=$T/wrk/$1-$2-$3.txt
     pids=$(pids_of "$3")
+    if [ -n "${ADMIN[$3]:-}" ]; then
+        a0=$(allocated "${ADMIN[$3]}"); a1=$(allocated "${ADMIN[$3]}")
+        steady_alloc "${ADMIN[$3]}" >"$file.steady" & sampler=$!
+    fi
     t0=$(ticks $pids)
     "${ON_LOAD[@]}" wrk -t2 -c"$4" -d"${DURATION}s" --latency "http://127.0.0.1:${PORT[$3]}$5" >"$file" 2>&1
     t1=$(ticks $pids)
-    printf '%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" $((t1 - t0)) "$file" >>"$T/results.tsv"
-    log "round $1 $2 $3: $(awk '/Requests\/sec/ {print $2}' "$file") rps, $((t1 - t0)) ticks"
+    if [ -n "$sampler" ]; then
+        a2=$(allocated "${ADMIN[$3]}"); alloc=$(( (a2 - a1) - (a1 - a0) ))
+        wait "$sampler" || true; steady=$(cat "$file.steady")
+    fi
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" $((t1 - t0)) "$file" "$alloc" "${steady// /$'\t'}" >>"$T/results.tsv"
+    log "round $1 $2 $3: $(awk '/Requests\/sec/ {print $2}' "$file") rps, $((t1 - t0)) ticks, allocated $alloc B (mid-run: $steady)"
 }
 BUSY_DURING=()
 for round in $(seq 1 "$ROUNDS"); do
@@ -276,6 +304,11 @@ CLK_TCK=$(getconf CLK_TCK)
     echo "  one route \`{**catch-all}\` and one cluster from LoadFromMemory; no DOTNET_ environment variables."
     echo "- CPU per request: utime+stime delta (fields 14-15 of /proc/PID/stat, all of the target's processes: nginx master and"
     echo "  workers) across the wrk run, divided by the requests wrk completed. Proxy CPU only: the upstream's CPU is not in it."
+    echo "- Allocated (router targets only), from the router's \`dotnet_gc_allocated_bytes_total\` on its /metrics, less what one"
+    echo "  scrape allocates itself (two back-to-back scrapes at the start of each window): **whole run** = just before to just after"
+    echo "  each wrk run, divided by the requests wrk completed (so it includes setting up and tearing down wrk's connections);"
+    echo "  **steady state** = from a quarter to three quarters of the run, divided by the requests the router counted in that"
+    echo "  window (\`router_requests_total\`). This is the issue's 0-bytes-per-request measurement, each window well over 100,000 requests."
     echo "- Memory: VmRSS summed over the target's processes, at start and then twice with $IDLE_CONNS keep-alive connections opened"
     echo "  by bench/e2e/idle_conns.py, each having made one \`GET /\` (one at a time) and held open, 2 s after the last answer:"
     echo "  **fresh** = right after start and one connection of load for 1 s (before the warm-up), **after** = after all the load rounds."

@@ -61,16 +61,28 @@ internal static class DestinationSelector
             return default;
         }
 
-        var destination = exclude.Count == 0
-            ? LoadBalancer.PickAvailable(cluster)
-            : LoadBalancer.Pick(cluster, exclude);
-        if (destination is not null)
+        // The pick filters on availability, but the breaker decides only in TryAcquire, and in between a concurrent
+        // request can take the last half-open trial slot (or the breaker can open). Giving up then would send the
+        // request to a fallback or a 503 while another destination is healthy: pass over the refusing one and pick
+        // again. The destination count bounds the passes, whatever the breakers do meanwhile.
+        int passes = cluster.Destinations.Length;
+        for (int pass = 0; pass < passes; pass++)
         {
+            var destination = exclude.IsEmpty
+                ? LoadBalancer.PickAvailable(cluster)
+                : LoadBalancer.Pick(cluster, exclude);
+            if (destination is null)
+            {
+                break;
+            }
+
             bool isTrial = false;
             if (destination.Breaker is not { } breaker || breaker.TryAcquire(MonotonicClock.NowMs, out isTrial))
             {
                 return new Selection(cluster, destination, isTrial, shed);
             }
+
+            exclude = exclude.PassingOver(destination);
         }
 
         cluster.Limit.Exit();
@@ -104,21 +116,41 @@ internal static class DestinationSelector
         }
     }
 
+    /// <summary>
+    /// Available destinations other than the request's tried ones and the one a breaker refused on the last pass.
+    /// One refused slot is enough: a refused destination that looks available again on a later pass has changed
+    /// state since, so asking its breaker again is fair.
+    /// </summary>
     private readonly struct AvailableExcept : IDestinationFilter
     {
         private readonly DestinationState?[]? _excluded;
+        private readonly int _count;
+        private readonly DestinationState? _refused;
 
         public AvailableExcept(DestinationState?[]? excluded, int count)
+            : this(excluded, excluded is null ? 0 : count, null)
         {
-            _excluded = excluded;
-            Count = excluded is null ? 0 : count;
         }
 
-        public int Count { get; }
+        private AvailableExcept(DestinationState?[]? excluded, int count, DestinationState? refused)
+        {
+            _excluded = excluded;
+            _count = count;
+            _refused = refused;
+        }
+
+        public bool IsEmpty => _count == 0 && _refused is null;
+
+        public AvailableExcept PassingOver(DestinationState refused) => new(_excluded, _count, refused);
 
         public bool Allows(DestinationState destination)
         {
-            for (int i = 0; i < Count; i++)
+            if (ReferenceEquals(destination, _refused))
+            {
+                return false;
+            }
+
+            for (int i = 0; i < _count; i++)
             {
                 if (ReferenceEquals(destination, _excluded![i]))
                 {

@@ -331,6 +331,74 @@ public sealed class ResilienceAuditTests
         Assert.That(watch.Elapsed, Is.LessThan(TimeSpan.FromSeconds(10)));
     }
 
+    [Test]
+    public async Task Breaker_RefusingADestinationThePickSawAvailable_TheOtherHealthyDestinationServes_NeverA503()
+    {
+        await using var a = await TestUpstream.StartAsync("A");
+        await using var b = await TestUpstream.StartAsync("B");
+        var breaker = new CircuitBreakerConfig { ConsecutiveFailures = 1, BreakMs = 60_000, HalfOpenTrials = 1 };
+        var config = new RouterConfig
+        {
+            Routes = [Route("r", "c")],
+            Clusters = [Cluster("c", a, b) with { CircuitBreaker = breaker, LoadBalancing = "roundRobin" }],
+        };
+        await using var router = RouterFixture.Start(config);
+        var breakerA = router.Host.Table.Current!.Clusters[0].Destinations[0].Breaker!;
+
+        // A failure reported as of two breaks ago opens A with its break already over: available, one trial slot free.
+        long past = MonotonicClock.NowMs - 120_000;
+        breakerA.OnFailure(past, isTrial: false);
+
+        // This thread plays concurrent requests racing for A's one trial slot: it takes the slot and fails the trial
+        // (A reopens, its break over again), round after round. So a request's pick can see A available and then find
+        // the slot taken when it asks A's breaker, the window in which requests got 503 while B was healthy.
+        using var stop = new CancellationTokenSource();
+        var racer = Task.Factory.StartNew(
+            () =>
+            {
+                while (!stop.IsCancellationRequested)
+                {
+                    if (breakerA.TryAcquire(MonotonicClock.NowMs, out bool isTrial))
+                    {
+                        breakerA.OnFailure(past, isTrial);
+                    }
+                }
+            },
+            TaskCreationOptions.LongRunning);
+
+        var answers = new System.Collections.Concurrent.ConcurrentDictionary<string, int>();
+        async Task ClientAsync()
+        {
+            using var client = await RawHttpClient.ConnectAsync(router.EndPoint);
+            for (int i = 0; i < 250; i++)
+            {
+                await client.SendAsync("GET /x HTTP/1.1\r\nHost: x\r\n\r\n");
+                var response = await client.ReadResponseAsync();
+                string answer = $"{response.StatusCode} {response.Header("X-Upstream") ?? response.Header("X-Router-Shed")}";
+                answers.AddOrUpdate(answer, 1, (_, n) => n + 1);
+                if (response.StatusCode != 200)
+                {
+                    return;
+                }
+            }
+        }
+
+        try
+        {
+            await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => ClientAsync()));
+        }
+        finally
+        {
+            await stop.CancelAsync();
+            await racer;
+        }
+
+        TestContext.Out.WriteLine(string.Join(", ", answers.Select(x => $"{x.Key}: {x.Value}")));
+        Assert.That(answers.Keys.Where(k => !k.StartsWith("200 ", StringComparison.Ordinal)), Is.Empty, "every request is served, none shed while B is healthy");
+        Assert.That(answers.GetValueOrDefault("200 B"), Is.GreaterThan(0), "B serves");
+        await AssertGatesDrainedAsync(router);
+    }
+
     // ---- Fallback, panic mode, destination connection limit ----
 
     [Test]

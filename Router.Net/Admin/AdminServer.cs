@@ -16,10 +16,24 @@ namespace Router.Net.Admin;
 /// </summary>
 internal sealed partial class AdminServer : IConnectionHandler, IAsyncDisposable
 {
+    /// <summary>
+    /// Concurrent admin connections served. Probes, scrapers and an operator's curl need a handful; without a cap a
+    /// client opening connections in a loop took descriptors and memory without bound.
+    /// </summary>
+    internal const int MaxConnections = 64;
+
+    // How long a connection over the cap is given to send its request, take the 503 and close.
+    private const int RefusalLingerMs = 2000;
+
+    private static readonly byte[] s_overCapAnswer =
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 27\r\nCache-Control: no-store\r\nRetry-After: 1\r\nConnection: close\r\n\r\ntoo many admin connections\n"u8.ToArray();
+
     private readonly SocketListener _listener;
     private readonly AdminEndpoints _endpoints;
     private readonly ILogger _logger;
     private readonly HttpLimits _limits;
+    private int _open;
+    private int _refusing;
 
     public AdminServer(IPEndPoint endPoint, RouterHost host, ILogger logger)
     {
@@ -35,9 +49,67 @@ internal sealed partial class AdminServer : IConnectionHandler, IAsyncDisposable
 
     public void OnConnection(Socket socket)
     {
-        var connection = new SocketConnection(socket);
-        connection.Start();
+        if (Interlocked.Increment(ref _open) > MaxConnections)
+        {
+            Interlocked.Decrement(ref _open);
+            _ = RefuseAsync(socket);
+            return;
+        }
+
+        SocketConnection connection;
+        try
+        {
+            connection = new SocketConnection(socket);
+            connection.Start();
+        }
+        catch
+        {
+            // The listener closes a socket the handler threw on; its slot is given back here.
+            Interlocked.Decrement(ref _open);
+            throw;
+        }
+
         _ = ServeAsync(connection);
+    }
+
+    /// <summary>
+    /// Over the cap: a 503 saying why, then a FIN, rather than pausing accept as the proxy listener does, where a
+    /// probe would hang in the backlog until its own timeout with no hint of the cause. The answer waits for the
+    /// request to start (sent before it, HTTP clients such as Go's drop it as unsolicited), and what the client sends
+    /// meanwhile is drained until it closes, so the answer is not lost to a reset; all within RefusalLingerMs. Under a
+    /// flood, with MaxConnections refusals already lingering, further ones are closed at once.
+    /// </summary>
+    private async Task RefuseAsync(Socket socket)
+    {
+        try
+        {
+            if (Interlocked.Increment(ref _refusing) > MaxConnections)
+            {
+                return;
+            }
+
+            var buffer = new byte[1024];
+            using var linger = new CancellationTokenSource(RefusalLingerMs);
+            if (await socket.ReceiveAsync(buffer, SocketFlags.None, linger.Token).ConfigureAwait(false) == 0)
+            {
+                return;
+            }
+
+            await socket.SendAsync(s_overCapAnswer, SocketFlags.None, linger.Token).ConfigureAwait(false);
+            socket.Shutdown(SocketShutdown.Send);
+            while (await socket.ReceiveAsync(buffer, SocketFlags.None, linger.Token).ConfigureAwait(false) > 0)
+            {
+            }
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or SocketException)
+        {
+            // Silent, or gone: nothing more to say to it.
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _refusing);
+            socket.Dispose();
+        }
     }
 
     private async Task ServeAsync(SocketConnection connection)
@@ -111,7 +183,14 @@ internal sealed partial class AdminServer : IConnectionHandler, IAsyncDisposable
         finally
         {
             head.Release();
-            await connection.DisposeAsync().ConfigureAwait(false);
+            try
+            {
+                await connection.DisposeAsync().ConfigureAwait(false);
+            }
+            finally
+            {
+                Interlocked.Decrement(ref _open);
+            }
         }
     }
 

@@ -488,6 +488,81 @@ public sealed partial class OperabilityAuditTests
         });
     }
 
+    [Test]
+    public async Task Admin_OverTheConnectionCap_NewConnectionsGet503AndAFin_OpenOnesKeepWorking_AndAClosedOneFreesASlot()
+    {
+        await using var upstream = await TestUpstream.StartAsync("A");
+        await using var router = RouterFixture.Start(new RouterConfig { Routes = [Route("r", "c")], Clusters = [Cluster("c", upstream)] });
+        var admin = router.AdminEndPoint;
+
+        async Task<RawResponse> ReadyOnAFreshConnection()
+        {
+            using var client = await RawHttpClient.ConnectAsync(admin);
+            await client.SendAsync("GET /ready HTTP/1.1\r\nHost: a\r\n\r\n");
+            var response = await client.ReadResponseAsync();
+            if (response.Header("Connection") == "close")
+            {
+                // A FIN reads as the end of the stream; a reset throws ConnectionReset.
+                using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+                Assert.That(await client.Socket.ReceiveAsync(new byte[16], SocketFlags.None, cts.Token), Is.Zero, "closed with a FIN after the answer");
+            }
+
+            return response;
+        }
+
+        // The cap's worth of idle connections; the listener accepts in connection order, so any later one is over it.
+        var held = new List<RawHttpClient>();
+        try
+        {
+            for (int i = 0; i < Router.Net.Admin.AdminServer.MaxConnections; i++)
+            {
+                held.Add(await RawHttpClient.ConnectAsync(admin));
+            }
+
+            using var silent = await RawHttpClient.ConnectAsync(admin);
+            for (int i = 0; i < 3; i++)
+            {
+                var refused = await ReadyOnAFreshConnection();
+                Assert.That(
+                    (refused.StatusCode, refused.Header("Connection"), refused.Header("Retry-After"), refused.BodyText),
+                    Is.EqualTo((503, "close", "1", "too many admin connections\n")));
+            }
+
+            // An over-cap connection that never sends a request is not held either: closed (FIN) after a short linger.
+            using (var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10)))
+            {
+                Assert.That(await silent.Socket.ReceiveAsync(new byte[16], SocketFlags.None, cts.Token), Is.Zero, "the silent extra connection ends with a FIN");
+            }
+
+            // The connections within the cap are served as before, and kept alive.
+            foreach (var client in new[] { held[0], held[^1] })
+            {
+                await client.SendAsync("GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n");
+                var health = await client.ReadResponseAsync();
+                Assert.That((health.StatusCode, health.Header("Connection")), Is.EqualTo((200, (string?)null)));
+            }
+
+            // A few leave: their slots go to new connections.
+            for (int i = 0; i < 3; i++)
+            {
+                held[^1].Dispose();
+                held.RemoveAt(held.Count - 1);
+            }
+
+            Assert.That(
+                await Eventually.TrueAsync(() => ReadyOnAFreshConnection().GetAwaiter().GetResult().StatusCode == 200, TimeSpan.FromSeconds(10)),
+                Is.True,
+                "/ready answers on a new connection once some of the idle ones closed");
+        }
+        finally
+        {
+            foreach (var client in held)
+            {
+                client.Dispose();
+            }
+        }
+    }
+
     private static void Signal(RouterProcess router, int signal) =>
         Assert.That(Kill(router.Pid, signal), Is.Zero, "kill(2) failed: errno " + Marshal.GetLastPInvokeError());
 

@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Net.WebSockets;
 using Router.ControlPlane.Api;
 using Router.ControlPlane.Store;
@@ -43,6 +42,24 @@ internal sealed partial class RouterHub
             {
                 return _sessions.Count;
             }
+        }
+    }
+
+    /// <summary>Bytes the connected sessions' receive buffers hold now (for tests and diagnostics).</summary>
+    public long ReceiveBufferBytes
+    {
+        get
+        {
+            long total = 0;
+            lock (_gate)
+            {
+                foreach (var session in _sessions.Values)
+                {
+                    total += session.Received.Capacity;
+                }
+            }
+
+            return total;
         }
     }
 
@@ -95,13 +112,13 @@ internal sealed partial class RouterHub
 
     private async Task RunSessionAsync(WebSocket socket, string? remote, CancellationTokenSource session, CancellationToken stopping)
     {
-        var buffer = new ArrayBufferWriter<byte>(4096);
+        using var buffer = new FrameBuffer();
         if (!stopping.IsCancellationRequested)
         {
             session.CancelAfter(_options.ReceiveTimeout);
         }
         if (!await ReceiveFrameAsync(socket, buffer, session.Token)
-            || !ControlPlaneCodec.TryParse(buffer.WrittenSpan, out var first, out _)
+            || !TryParseAndClear(buffer, out var first, out _)
             || first is not HelloMessage hello
             || string.IsNullOrWhiteSpace(hello.NodeId))
         {
@@ -109,7 +126,7 @@ internal sealed partial class RouterHub
             return;
         }
 
-        var router = new RouterSession(Interlocked.Increment(ref _nextSessionId), hello.NodeId, socket);
+        var router = new RouterSession(Interlocked.Increment(ref _nextSessionId), hello.NodeId, socket, buffer);
         lock (_gate)
         {
             _sessions.Add(router.Id, router);
@@ -172,7 +189,7 @@ internal sealed partial class RouterHub
         }
     }
 
-    private async Task ReceiveLoopAsync(WebSocket socket, RouterSession router, ArrayBufferWriter<byte> buffer, CancellationTokenSource session, CancellationToken stopping)
+    private async Task ReceiveLoopAsync(WebSocket socket, RouterSession router, FrameBuffer buffer, CancellationTokenSource session, CancellationToken stopping)
     {
         while (true)
         {
@@ -188,7 +205,7 @@ internal sealed partial class RouterHub
                 return;
             }
 
-            if (!ControlPlaneCodec.TryParse(buffer.WrittenSpan, out var message, out var error))
+            if (!TryParseAndClear(buffer, out var message, out var error))
             {
                 LogBadFrame(_logger, router.NodeId, error ?? "unknown");
                 continue;
@@ -222,12 +239,12 @@ internal sealed partial class RouterHub
         }
     }
 
-    private static async ValueTask<bool> ReceiveFrameAsync(WebSocket socket, ArrayBufferWriter<byte> buffer, CancellationToken ct)
+    private static async ValueTask<bool> ReceiveFrameAsync(WebSocket socket, FrameBuffer buffer, CancellationToken ct)
     {
-        buffer.ResetWrittenCount();
+        buffer.Clear();
         while (true)
         {
-            var result = await socket.ReceiveAsync(buffer.GetMemory(16 * 1024), ct);
+            var result = await socket.ReceiveAsync(buffer.GetFree(), ct);
             if (result.MessageType == WebSocketMessageType.Close)
             {
                 return false;
@@ -244,6 +261,17 @@ internal sealed partial class RouterHub
                 return true;
             }
         }
+    }
+
+    /// <summary>
+    /// Parses the frame just received, then empties the buffer: the array a large frame needed goes back now, not when
+    /// the next frame arrives (a heartbeat interval or more later). The message holds no reference to the buffer.
+    /// </summary>
+    private static bool TryParseAndClear(FrameBuffer buffer, out ControlPlaneMessage? message, out string? error)
+    {
+        bool parsed = ControlPlaneCodec.TryParse(buffer.WrittenSpan, out message, out error);
+        buffer.Clear();
+        return parsed;
     }
 
     /// <summary>Shutdown: a polite close frame now; the receive loop ends when the router answers it, or after the grace.</summary>

@@ -7,9 +7,10 @@ namespace Router.ControlPlane.Hub;
 
 /// <summary>
 /// One connected router. Pushes go through a single "latest pending" slot: a version superseded before a slow router
-/// took it is never sent, and the router always ends on the newest version. One send loop owns the socket's send side.
+/// took it is never sent, and the router always ends on the newest version. One send loop owns the socket's send side;
+/// the hub's receive loop reads the router's frames into <see cref="Received"/>.
 /// </summary>
-internal sealed class RouterSession(long id, string nodeId, WebSocket socket)
+internal sealed class RouterSession(long id, string nodeId, WebSocket socket, FrameBuffer received)
 {
     private readonly Lock _gate = new();
     private readonly Channel<bool> _signal = Channel.CreateBounded<bool>(new BoundedChannelOptions(1)
@@ -24,6 +25,9 @@ internal sealed class RouterSession(long id, string nodeId, WebSocket socket)
     public long Id { get; } = id;
 
     public string NodeId { get; } = nodeId;
+
+    /// <summary>The buffer the router's frames are received into (owned by the hub's receive loop).</summary>
+    public FrameBuffer Received { get; } = received;
 
     /// <summary>Queues a version unless this router already has (or was offered) it or a newer one. Versions only grow.</summary>
     public void Offer(StoredConfig config)

@@ -4,6 +4,7 @@ using System.Net;
 using System.Net.WebSockets;
 using Router.ControlPlane.Hub;
 using Router.ControlPlane.Store;
+using Router.Core.Configuration;
 using Router.Core.ControlPlane;
 
 namespace Router.Tests.ControlPlane;
@@ -101,10 +102,36 @@ public sealed class RouterHubTests
     }
 
     [Test]
+    public async Task Session_AfterALargeFrame_HoldsOnlyItsSmallReceiveBufferAgain()
+    {
+        using var dir = new TempDir();
+        await using var cp = await TestControlPlane.StartAsync(dir.Path);
+        using var ws = await cp.ConnectRawAsync();
+        await SendAsync(ws, new HelloMessage("verbose", "test", null, null));
+        await cp.WaitForFleetAsync(f => f.Count == 1 && f[0].Connected, "router connected");
+        long idle = cp.Hub.ReceiveBufferBytes;
+
+        // A nack with a few thousand errors: a 4 MiB frame, far beyond the small buffer.
+        var errors = new List<ConfigError>();
+        for (int i = 0; i < 4000; i++)
+        {
+            errors.Add(new ConfigError($"$.routes[{i}].cluster", new string('x', 1024)));
+        }
+
+        await SendAsync(ws, new NackMessage(7, "hash7", errors));
+        await cp.WaitForFleetAsync(f => f.Count == 1 && f[0].LastNackVersion == 7, "the large nack recorded");
+
+        Assert.That(cp.Fleet.Snapshot()[0].LastNackErrors, Has.Count.EqualTo(4000), "the whole frame was read");
+        Assert.That(idle, Is.EqualTo(FrameBuffer.SmallSize));
+        Assert.That(cp.Hub.ReceiveBufferBytes, Is.EqualTo(idle), "the session no longer holds the array the 4 MiB nack needed");
+    }
+
+    [Test]
     public async Task Session_ThatFallsBehind_SkipsSupersededVersionsAndSendsOnlyTheLatest()
     {
         var socket = new RecordingWebSocket();
-        var session = new RouterSession(1, "slow", socket);
+        using var received = new FrameBuffer();
+        var session = new RouterSession(1, "slow", socket, received);
         session.Offer(Version(1));
         session.Offer(Version(2));
         session.Offer(Version(3));

@@ -146,17 +146,10 @@ internal sealed class UpstreamPool
         {
             await socket.ConnectAsync(endPoint, timeout.Token).ConfigureAwait(false);
         }
-        catch (OperationCanceledException)
+        catch (Exception ex) when (ex is OperationCanceledException or SocketException)
         {
             socket.Dispose();
-            Interlocked.Decrement(ref _open);
-            throw new UpstreamConnectException(UpstreamConnectError.Timeout, null);
-        }
-        catch (SocketException ex)
-        {
-            socket.Dispose();
-            Interlocked.Decrement(ref _open);
-            throw new UpstreamConnectException(UpstreamConnectError.Refused, ex);
+            throw ConnectFailed(ex);
         }
 
         Interlocked.Increment(ref _accepted);
@@ -191,20 +184,26 @@ internal sealed class UpstreamPool
         {
             connection = await EpollConnection.ConnectAsync(endPoint, timeoutMs, EpollTransport.LoopForConnect()).ConfigureAwait(false);
         }
-        catch (TimeoutException)
+        catch (Exception ex) when (ex is TimeoutException or SocketException)
         {
-            Interlocked.Decrement(ref _open);
-            throw new UpstreamConnectException(UpstreamConnectError.Timeout, null);
-        }
-        catch (SocketException ex)
-        {
-            Interlocked.Decrement(ref _open);
-            throw new UpstreamConnectException(UpstreamConnectError.Refused, ex);
+            throw ConnectFailed(ex);
         }
 
         Interlocked.Increment(ref _accepted);
         connection.KeepReadingAfterSendFailure = true;
         return new UpstreamConnection(connection, this);
+    }
+
+    /// <summary>
+    /// Gives back the count a connect that failed took, and says how it failed: refused (a socket error) or timed out
+    /// (the runtime socket's cancellation, the epoll connect's <see cref="TimeoutException"/>).
+    /// </summary>
+    private UpstreamConnectException ConnectFailed(Exception ex)
+    {
+        Interlocked.Decrement(ref _open);
+        return ex is SocketException refused
+            ? new UpstreamConnectException(UpstreamConnectError.Refused, refused)
+            : new UpstreamConnectException(UpstreamConnectError.Timeout, null);
     }
 
     /// <summary>Returns a connection whose last exchange completed cleanly.</summary>

@@ -80,14 +80,9 @@ internal sealed unsafe class EpollLoop
             Volatile.Write(ref _slots[slot], connection);
         }
 
-        var ev = new EpollNative.EpollEvent
+        int errno = Add(connection.Handle, EpollNative.EPOLLIN | EpollNative.EPOLLOUT | EpollNative.EPOLLRDHUP | EpollNative.EPOLLET, token);
+        if (errno != 0)
         {
-            Events = EpollNative.EPOLLIN | EpollNative.EPOLLOUT | EpollNative.EPOLLRDHUP | EpollNative.EPOLLET,
-            Data = token,
-        };
-        if (EpollNative.EpollCtl(_epoll, EpollNative.EpollCtlAdd, connection.Handle, &ev) != 0)
-        {
-            int errno = Marshal.GetLastPInvokeError();
             Unregister(connection);
             throw new SocketException((int)EpollNative.ToSocketError(errno));
         }
@@ -108,14 +103,9 @@ internal sealed unsafe class EpollLoop
             Volatile.Write(ref _acceptors[index], acceptor);
         }
 
-        var ev = new EpollNative.EpollEvent
+        int errno = Add(acceptor.Handle, EpollNative.EPOLLIN | EpollNative.EPOLLET, ulong.MaxValue - (ulong)index);
+        if (errno != 0)
         {
-            Events = EpollNative.EPOLLIN | EpollNative.EPOLLET,
-            Data = ulong.MaxValue - (ulong)index,
-        };
-        if (EpollNative.EpollCtl(_epoll, EpollNative.EpollCtlAdd, acceptor.Handle, &ev) != 0)
-        {
-            int errno = Marshal.GetLastPInvokeError();
             Volatile.Write(ref _acceptors[index], null);
             throw new SocketException((int)EpollNative.ToSocketError(errno));
         }
@@ -155,6 +145,13 @@ internal sealed unsafe class EpollLoop
                 _free[_freeCount++] = slot;
             }
         }
+    }
+
+    /// <summary>Adds a descriptor to the epoll set with <paramref name="token"/> as its data word: 0, or the errno of the failure.</summary>
+    private int Add(SafeHandle fd, uint events, ulong token)
+    {
+        var ev = new EpollNative.EpollEvent { Events = events, Data = token };
+        return EpollNative.EpollCtl(_epoll, EpollNative.EpollCtlAdd, fd, &ev) == 0 ? 0 : Marshal.GetLastPInvokeError();
     }
 
     private void Run()

@@ -127,6 +127,60 @@ public sealed class ResilienceAuditTests
         Assert.That(await Eventually.TrueAsync(Drained, TimeSpan.FromSeconds(10)), Is.True, "every concurrency gate and in-flight count back to zero");
     }
 
+    // ---- Connect timeout ----
+
+    [Test]
+    public async Task ConnectTimeout_ADestinationThatNeverAnswers_Is504AfterTheClustersConnectTimeout()
+    {
+        using var unanswered = await UnansweredListener.StartAsync();
+        var config = new RouterConfig
+        {
+            Routes = [Route("r", "c")],
+            Clusters = [ClusterOf("c", unanswered.Address) with { ConnectTimeoutMs = 300 }],
+        };
+        await using var router = RouterFixture.Start(config);
+
+        var watch = Stopwatch.StartNew();
+        var response = await GetAsync(router);
+        var elapsed = watch.Elapsed;
+
+        TestContext.Out.WriteLine($"answered after {elapsed.TotalMilliseconds:F0} ms");
+        Assert.That(response.StatusCode, Is.EqualTo(504));
+        Assert.That(elapsed, Is.GreaterThanOrEqualTo(TimeSpan.FromMilliseconds(300)), "not before the connect timeout");
+        Assert.That(elapsed, Is.LessThan(TimeSpan.FromSeconds(3)), "at the connect timeout, not at the kernel's SYN retries");
+        var samples = PrometheusText.Parse(await router.AdminGetAsync("/metrics"));
+        Assert.That(samples.Value("router_upstream_failures_total", ("cluster", "c"), ("reason", "connect_timeout")), Is.EqualTo(1));
+        var destination = router.Host.Table.Current!.Clusters[0].Destinations[0];
+        Assert.That(Router.Net.Forwarding.UpstreamPool.For(destination).OpenConnections, Is.Zero, "the timed-out connect does not count as open");
+        await AssertGatesDrainedAsync(router);
+    }
+
+    [Test]
+    public async Task ConnectTimeout_OnTheFirstDestination_TheGetIsRetriedOnTheOther()
+    {
+        using var unanswered = await UnansweredListener.StartAsync();
+        await using var b = await TestUpstream.StartAsync("B");
+        var config = new RouterConfig
+        {
+            Routes = [Route("r", "c")],
+            // Round robin starts with the first destination: the GET meets the one that never answers first.
+            Clusters = [ClusterOf("c", unanswered.Address, b.Address) with { ConnectTimeoutMs = 300, Retry = new RetryConfig { MaxAttempts = 2 } }],
+        };
+        await using var router = RouterFixture.Start(config);
+
+        var watch = Stopwatch.StartNew();
+        var response = await GetAsync(router);
+        var elapsed = watch.Elapsed;
+
+        Assert.That(response.StatusCode, Is.EqualTo(200));
+        Assert.That(response.Header("X-Upstream"), Is.EqualTo("B"));
+        Assert.That(elapsed, Is.GreaterThanOrEqualTo(TimeSpan.FromMilliseconds(300)), "the first attempt waited for its connect timeout");
+        var samples = PrometheusText.Parse(await router.AdminGetAsync("/metrics"));
+        Assert.That(samples.Value("router_upstream_failures_total", ("cluster", "c"), ("reason", "connect_timeout")), Is.EqualTo(1));
+        Assert.That(router.Host.Runtime.Retries, Is.EqualTo(1));
+        await AssertGatesDrainedAsync(router);
+    }
+
     // ---- Retries ----
 
     [TestCase(1)]

@@ -267,6 +267,41 @@ public sealed class SocketTransportTests
     }
 
     [Test]
+    public async Task EpollConnect_ThatGetsNoAnswer_TimesOutAfterItsConnectTimeout_AndAConnectThatFinished_IsLeftAlone()
+    {
+        if (!EpollTransport.Enabled)
+        {
+            Assert.Ignore("the epoll transport runs on Linux x64 only");
+        }
+
+        // Both on one loop: the timed-out connect's deadline comes after the first one's, so the first connection
+        // has been through the moment its own connect would have timed out.
+        var loop = EpollTransport.LoopForConnect();
+        using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        listener.Listen();
+        var accept = listener.AcceptAsync();
+        await using var connected = await EpollConnection.ConnectAsync((IPEndPoint)listener.LocalEndPoint!, 100, loop);
+        using var peer = await accept.WaitAsync(Timeout);
+        using var unanswered = await UnansweredListener.StartAsync();
+
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        var connect = EpollConnection.ConnectAsync(unanswered.EndPoint, 300, loop).AsTask();
+        Assert.That(await Task.WhenAny(connect, Task.Delay(Timeout)), Is.SameAs(connect), "the connect ended");
+        var elapsed = watch.Elapsed;
+        Assert.ThrowsAsync<TimeoutException>(() => connect);
+
+        TestContext.Out.WriteLine($"timed out after {elapsed.TotalMilliseconds:F0} ms");
+        Assert.That(elapsed, Is.GreaterThanOrEqualTo(TimeSpan.FromMilliseconds(300)), "not before the connect timeout");
+        Assert.That(elapsed, Is.LessThan(TimeSpan.FromSeconds(3)), "at the connect timeout, not at the kernel's SYN retries");
+        Assert.That(connected.IsClosed, Is.False, "the connection whose connect finished in time is still open");
+        connected.Output.Write("ping"u8);
+        await connected.Output.FlushAsync();
+        var buffer = new byte[4];
+        Assert.That(await peer.ReceiveAsync(buffer.AsMemory()).AsTask().WaitAsync(Timeout), Is.EqualTo(4));
+    }
+
+    [Test]
     public async Task EpollIdleConnection_IsCleanWhileQuiet_NotAfterUnaskedBytes_NorAfterThePeerCloses()
     {
         var (peer, accepted) = await PairAsync(Kind.Epoll);

@@ -47,6 +47,9 @@ internal sealed class EpollConnection : PipeConnection
     /// <summary>Slot and generation in the loop's table (the epoll data word).</summary>
     public ulong Token { get; set; }
 
+    /// <summary>Its place in the loop's list of connects in progress (<see cref="EpollLoop.BeginConnect"/>); -1 when not there.</summary>
+    public int ConnectIndex { get; set; } = -1;
+
     public SafeHandle Handle { get; }
 
     public override PipeReader Input => _reader;
@@ -97,7 +100,15 @@ internal sealed class EpollConnection : PipeConnection
         try
         {
             connection.Start();
-            await connection._writer.WaitWritableAsync(0).AsTask().WaitAsync(TimeSpan.FromMilliseconds(timeoutMs)).ConfigureAwait(false);
+
+            // The first write edge, or the loop's connect timer at the deadline, ends the wait; EndConnect says which.
+            loop.BeginConnect(connection, timeoutMs);
+            await connection._writer.WaitWritableAsync(0).ConfigureAwait(false);
+            if (!loop.EndConnect(connection))
+            {
+                throw new TimeoutException($"the connect took longer than {timeoutMs} ms");
+            }
+
             int errno = EpollNative.PendingError(connection.Handle);
             if (errno != 0 || connection.HungUp)
             {
@@ -107,6 +118,7 @@ internal sealed class EpollConnection : PipeConnection
         }
         catch
         {
+            _ = loop.EndConnect(connection); // a connect that failed before its wait ended leaves the list
             connection.Abort("connect failed");
             await connection.DisposeAsync().ConfigureAwait(false);
             throw;
@@ -114,6 +126,9 @@ internal sealed class EpollConnection : PipeConnection
 
         return connection;
     }
+
+    /// <summary>From the loop: the connect's deadline passed. Wakes its wait, which finds the connect no longer on the loop's list.</summary>
+    public void OnConnectTimeout() => _writer.Signal();
 
     /// <summary>Registers with the loop (once); from then on edges arrive.</summary>
     public override void Start()

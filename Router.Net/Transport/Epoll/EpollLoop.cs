@@ -1,5 +1,7 @@
+using System.Diagnostics;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
+using Microsoft.Win32.SafeHandles;
 
 namespace Router.Net.Transport.Epoll;
 
@@ -10,7 +12,8 @@ namespace Router.Net.Transport.Epoll;
 /// </summary>
 /// <remarks>
 /// Registrations live in a slot table; the epoll data word carries the slot and a generation, so an event fetched
-/// for a connection that closed meanwhile (and whose slot was reused) is recognised and dropped.
+/// for a connection that closed meanwhile (and whose slot was reused) is recognised and dropped. Connect timeouts are
+/// one timer descriptor per loop, armed for the earliest deadline (<see cref="BeginConnect"/>).
 /// </remarks>
 internal sealed unsafe class EpollLoop
 {
@@ -20,6 +23,9 @@ internal sealed unsafe class EpollLoop
     // per-event lookup below only looks for them when a token matches no connection.
     private const int MaxAcceptors = 64;
     private const ulong AcceptorTokenBase = ulong.MaxValue - MaxAcceptors;
+
+    // The connect timer's token: below every listener's, and like theirs its slot half matches no connection.
+    private const ulong ConnectTimerToken = AcceptorTokenBase;
 
     [ThreadStatic]
     private static EpollLoop? t_current;
@@ -32,6 +38,16 @@ internal sealed unsafe class EpollLoop
     private int _used;
     private uint _generation;
     private EpollAcceptor?[] _acceptors = new EpollAcceptor?[MaxAcceptors];
+    private readonly SafeFileHandle _connectTimer;
+
+    // Connects in progress on this loop (each connection knows its index), and the deadline the timer is armed for
+    // (long.MaxValue: not armed). Under _gate.
+    private PendingConnect[] _connecting = new PendingConnect[16];
+    private int _connectingCount;
+    private long _timerDeadline = long.MaxValue;
+
+    // Connects the timer found past their deadline, woken outside the lock. Loop thread only.
+    private EpollConnection?[] _expired = new EpollConnection?[16];
 
     public EpollLoop(int index)
     {
@@ -39,6 +55,14 @@ internal sealed unsafe class EpollLoop
         if (_epoll < 0)
         {
             throw new SocketException(Marshal.GetLastPInvokeError());
+        }
+
+        // Level-triggered: each expiry is read back (ExpireConnects), so the timer is readable again only when it is.
+        _connectTimer = EpollNative.OpenTimer();
+        int errno = Add(_connectTimer, EpollNative.EPOLLIN, ConnectTimerToken);
+        if (errno != 0)
+        {
+            throw new SocketException((int)EpollNative.ToSocketError(errno));
         }
 
         var thread = new Thread(Run) { IsBackground = true, Name = "Router epoll " + index };
@@ -147,6 +171,114 @@ internal sealed unsafe class EpollLoop
         }
     }
 
+    /// <summary>
+    /// Starts the connect timeout of <paramref name="connection"/>, registered here and waiting for its first write
+    /// edge: unless <see cref="EndConnect"/> comes within <paramref name="timeoutMs"/>, this loop's timer takes the
+    /// connect off its list and wakes that wait, and EndConnect then says it timed out. No timer or task per connect.
+    /// </summary>
+    public void BeginConnect(EpollConnection connection, int timeoutMs)
+    {
+        long now = Stopwatch.GetTimestamp();
+        long deadline = now + (timeoutMs * Stopwatch.Frequency / 1000);
+        lock (_gate)
+        {
+            if (_connectingCount == _connecting.Length)
+            {
+                Array.Resize(ref _connecting, _connecting.Length * 2);
+            }
+
+            connection.ConnectIndex = _connectingCount;
+            _connecting[_connectingCount++] = new PendingConnect(connection, deadline);
+            if (deadline < _timerDeadline)
+            {
+                _timerDeadline = deadline;
+                EpollNative.ArmTimer(_connectTimer, Stopwatch.GetElapsedTime(now, deadline));
+            }
+        }
+    }
+
+    /// <summary>Ends a connect's timeout: true when it was still running, false when the timer had taken it off (timed out).</summary>
+    public bool EndConnect(EpollConnection connection)
+    {
+        lock (_gate)
+        {
+            if (connection.ConnectIndex < 0)
+            {
+                return false;
+            }
+
+            RemoveConnect(connection.ConnectIndex);
+            return true;
+        }
+    }
+
+    /// <summary>Takes a connect off the list, moving the last one into its place. Under _gate.</summary>
+    private void RemoveConnect(int index)
+    {
+        var removed = _connecting[index].Connection;
+        var last = _connecting[--_connectingCount];
+        _connecting[index] = last;
+        last.Connection.ConnectIndex = index;
+        _connecting[_connectingCount] = default;
+        removed.ConnectIndex = -1;
+    }
+
+    /// <summary>
+    /// From the loop, when the connect timer fired: takes the connects past their deadline off the list, re-arms the
+    /// timer for the earliest one left, then wakes each expired connect's wait (inline, as an edge would).
+    /// </summary>
+    private void ExpireConnects()
+    {
+        EpollNative.ClearTimer(_connectTimer);
+        int expired = 0;
+        lock (_gate)
+        {
+            long now = Stopwatch.GetTimestamp();
+            long next = long.MaxValue;
+
+            // Backwards: a removal moves the last entry, already looked at, into this place.
+            for (int i = _connectingCount - 1; i >= 0; i--)
+            {
+                var pending = _connecting[i];
+                if (pending.Deadline > now)
+                {
+                    next = Math.Min(next, pending.Deadline);
+                    continue;
+                }
+
+                if (expired == _expired.Length)
+                {
+                    Array.Resize(ref _expired, expired * 2);
+                }
+
+                _expired[expired++] = pending.Connection;
+                RemoveConnect(i);
+            }
+
+            // A one-shot timer that fired is disarmed: only a deadline still ahead needs arming.
+            _timerDeadline = next;
+            if (next != long.MaxValue)
+            {
+                EpollNative.ArmTimer(_connectTimer, Stopwatch.GetElapsedTime(now, next));
+            }
+        }
+
+        for (int i = 0; i < expired; i++)
+        {
+            var connection = _expired[i]!;
+            _expired[i] = null;
+            try
+            {
+                connection.OnConnectTimeout();
+            }
+            catch (Exception ex)
+            {
+                // As for an edge: a continuation that throws must not end the loop.
+                connection.Abort("event loop: " + ex.GetType().Name);
+            }
+        }
+    }
+
     /// <summary>Adds a descriptor to the epoll set with <paramref name="token"/> as its data word: 0, or the errno of the failure.</summary>
     private int Add(SafeHandle fd, uint events, ulong token)
     {
@@ -186,6 +318,10 @@ internal sealed unsafe class EpollLoop
                     {
                         Volatile.Read(ref _acceptors[(int)(ulong.MaxValue - token)])?.Drain();
                     }
+                    else if (token == ConnectTimerToken)
+                    {
+                        ExpireConnects();
+                    }
 
                     continue;
                 }
@@ -202,4 +338,6 @@ internal sealed unsafe class EpollLoop
             }
         }
     }
+
+    private readonly record struct PendingConnect(EpollConnection Connection, long Deadline);
 }

@@ -2,12 +2,13 @@ using System.Buffers.Binary;
 using System.Net;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
+using Microsoft.Win32.SafeHandles;
 
 namespace Router.Net.Transport.Epoll;
 
 /// <summary>
-/// The few Linux calls the epoll transport makes itself: epoll, socket/connect/accept, non-blocking recv, and socket
-/// options (sends go through <see cref="NativeSend"/>, shared with the runtime-socket transport).
+/// The few Linux calls the epoll transport makes itself: epoll, socket/connect/accept, non-blocking recv, the loops'
+/// connect timers (timerfd), and socket options (sends go through <see cref="NativeSend"/>, shared with the runtime-socket transport).
 /// </summary>
 internal static unsafe partial class EpollNative
 {
@@ -56,6 +57,46 @@ internal static unsafe partial class EpollNative
 
     [LibraryImport("libc", EntryPoint = "epoll_wait", SetLastError = true)]
     public static partial int EpollWait(int epfd, EpollEvent* events, int maxEvents, int timeout);
+
+    [LibraryImport("libc", EntryPoint = "timerfd_create", SetLastError = true)]
+    private static partial int TimerFdCreate(int clockId, int flags);
+
+    [LibraryImport("libc", EntryPoint = "timerfd_settime", SetLastError = true)]
+    private static partial int TimerFdSetTime(SafeHandle fd, int flags, long* newValue, long* oldValue);
+
+    [LibraryImport("libc", EntryPoint = "read", SetLastError = true)]
+    private static partial nint Read(SafeHandle fd, void* buffer, nint count);
+
+    /// <summary>A non-blocking one-shot timer descriptor on the monotonic clock, readable once it expired.</summary>
+    public static SafeFileHandle OpenTimer()
+    {
+        const int ClockMonotonic = 1;
+        int fd = TimerFdCreate(ClockMonotonic, SockNonBlock | SockCloexec); // TFD_NONBLOCK, TFD_CLOEXEC: the same bits
+        if (fd < 0)
+        {
+            throw new SocketException((int)ToSocketError(Marshal.GetLastPInvokeError()));
+        }
+
+        return new SafeFileHandle(fd, ownsHandle: true);
+    }
+
+    /// <summary>Arms <paramref name="timer"/> to expire once, <paramref name="delay"/> from now (at least 1 ns: 0 would disarm it).</summary>
+    public static void ArmTimer(SafeHandle timer, TimeSpan delay)
+    {
+        long nanoseconds = Math.Max(1, delay.Ticks * 100);
+
+        // struct itimerspec on x86-64: interval {tv_sec, tv_nsec} (zero: one-shot), then value {tv_sec, tv_nsec}.
+        // It fails only for a bad descriptor or value, and neither can be passed here.
+        long* spec = stackalloc long[4] { 0, 0, nanoseconds / 1_000_000_000, nanoseconds % 1_000_000_000 };
+        _ = TimerFdSetTime(timer, 0, spec, null);
+    }
+
+    /// <summary>Reads the expiry count, so a level-triggered timer stops being readable until it expires again.</summary>
+    public static void ClearTimer(SafeHandle timer)
+    {
+        ulong expirations;
+        _ = Read(timer, &expirations, sizeof(ulong));
+    }
 
     [LibraryImport("libc", EntryPoint = "recv", SetLastError = true)]
     public static partial nint Recv(SafeHandle fd, byte* buffer, nint length, int flags);

@@ -4,8 +4,9 @@ using static Router.Net.Http1.RejectionReason;
 namespace Router.Net.Http1;
 
 /// <summary>
-/// Validates chunked framing (RFC 9112 §7.1) of a body that is forwarded verbatim. It does not strip the
-/// framing: it tells the forwarder how many input bytes belong to the body so far.
+/// Validates chunked framing (RFC 9112 §7.1) of a body that is forwarded verbatim: it tells the forwarder how many
+/// input bytes belong to the body so far. <see cref="Decode(ReadOnlySequence{byte}, IBufferWriter{byte}, out long)"/>
+/// also strips the framing, for the one client that cannot read it (HTTP/1.0).
 /// </summary>
 /// <remarks>
 /// A byte-at-a-time state machine for the framing (size lines, CRLFs, trailers: a few bytes per chunk) and a
@@ -91,6 +92,30 @@ internal struct ChunkedDecoder
         return false;
     }
 
+    /// <summary>
+    /// As <see cref="Advance(ReadOnlySequence{byte}, out long)"/>, and writes the chunk data among the consumed bytes
+    /// to <paramref name="data"/>: the body without its framing, extensions and trailers.
+    /// </summary>
+    public bool Decode(ReadOnlySequence<byte> input, IBufferWriter<byte> data, out long consumed)
+    {
+        consumed = 0;
+        if (_state == State.Complete)
+        {
+            return true;
+        }
+
+        foreach (var memory in input)
+        {
+            consumed += Decode(memory.Span, data);
+            if (_state == State.Complete)
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
     /// <summary>Keeps the configured trailer limit; clears the framing state for the next body.</summary>
     public void Reset()
     {
@@ -107,6 +132,36 @@ internal struct ChunkedDecoder
             if (_state == State.Data)
             {
                 var take = (int)Math.Min(_remaining, span.Length - i);
+                i += take;
+                _remaining -= take;
+                if (_remaining == 0)
+                {
+                    _state = State.DataCr;
+                }
+
+                continue;
+            }
+
+            Step(span[i++]);
+            if (_state == State.Complete)
+            {
+                break;
+            }
+        }
+
+        return i;
+    }
+
+    // Advance's loop, with the data runs copied out. Kept apart so the verbatim path pays nothing for it.
+    private int Decode(ReadOnlySpan<byte> span, IBufferWriter<byte> data)
+    {
+        var i = 0;
+        while (i < span.Length)
+        {
+            if (_state == State.Data)
+            {
+                var take = (int)Math.Min(_remaining, span.Length - i);
+                data.Write(span.Slice(i, take));
                 i += take;
                 _remaining -= take;
                 if (_remaining == 0)

@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Text;
 using NUnit.Framework;
 using Router.Net.Http1;
 using static Router.Tests.Net.Http1.TestInput;
@@ -14,6 +15,16 @@ public sealed class ChunkedDecoderTests
         ["extensions"] = "5;name=value; flag ;q=\"a b\"\r\nhello\r\n4 ;x\r\n\r\n\r\n\r\n0;last\r\n\r\n",
         ["trailers"] = "5\r\nhello\r\n0\r\nX-Checksum: abc\r\nX-Empty:\r\nX-Tab:\tv \r\n\r\n",
         ["empty body"] = "0\r\n\r\n",
+    };
+
+    // The data each of Valid carries, without framing, extensions or trailers.
+    private static readonly Dictionary<string, string> Data = new()
+    {
+        ["one chunk"] = "hello",
+        ["several chunks, mixed-case hex"] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ\r\n\r\n",
+        ["extensions"] = "hello\r\n\r\n",
+        ["trailers"] = "hello",
+        ["empty body"] = "",
     };
 
     private static IEnumerable<string> ValidNames => Valid.Keys;
@@ -68,6 +79,23 @@ public sealed class ChunkedDecoderTests
             var done = decoder.Advance(new ReadOnlySequence<byte>(bytes, i, 1), out var consumed);
             Assert.That(consumed, Is.EqualTo(1));
             Assert.That(done, Is.EqualTo(i == bytes.Length - 1), $"byte {i}");
+        }
+    }
+
+    [TestCaseSource(nameof(ValidNames))]
+    public void Decode_OfEverySplitAcrossTwoReads_WritesExactlyTheChunkData_AndConsumesAsAdvanceDoes(string name)
+    {
+        var bytes = Bytes(Valid[name] + "next");
+        int end = bytes.Length - 4;
+        for (var cut = 0; cut <= end; cut++)
+        {
+            var decoder = new ChunkedDecoder(HttpLimits.Default);
+            var data = new ArrayBufferWriter<byte>();
+            bool firstDone = decoder.Decode(new ReadOnlySequence<byte>(bytes, 0, cut), data, out var first);
+            Assert.That(firstDone, Is.EqualTo(cut == end), $"cut at {cut}");
+            Assert.That(decoder.Decode(Split(bytes[cut..], 1), data, out var second), Is.True, $"cut at {cut}");
+            Assert.That(first + second, Is.EqualTo(end), $"cut at {cut}: up to the body's end and no further");
+            Assert.That(Encoding.Latin1.GetString(data.WrittenSpan), Is.EqualTo(Data[name]), $"cut at {cut}");
         }
     }
 

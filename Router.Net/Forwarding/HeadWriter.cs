@@ -138,8 +138,12 @@ internal static class HeadWriter
         writer.Advance(n);
     }
 
-    /// <summary>Writes the response head sent to the client: hop-by-hop removed, our own Connection decision added.</summary>
-    public static void WriteResponse(PipeWriter writer, HttpResponseHead response, bool closeClient, bool clientHttp10, bool tunnel)
+    /// <summary>
+    /// Writes the response head sent to the client: hop-by-hop removed, our own Connection decision added. With
+    /// <c>dechunked</c> (a chunked body sent to an HTTP/1.0 client without its framing, ended by the close) the head
+    /// carries no framing header.
+    /// </summary>
+    public static void WriteResponse(PipeWriter writer, HttpResponseHead response, bool closeClient, bool clientHttp10, bool tunnel, bool dechunked = false)
     {
         var span = writer.GetSpan(response.Length + 64);
         int n = 0;
@@ -152,7 +156,9 @@ internal static class HeadWriter
         Append(span, ref n, "\r\n"u8);
 
         bool otherHopByHop = (response.Connection & ConnectionOptions.Other) != 0;
-        bool framingWritten = false;
+
+        // Counting a dechunked body's framing as already written drops it at no cost to the usual path.
+        bool framingWritten = dechunked;
         for (int i = 0; i < response.HeaderCount; i++)
         {
             var field = response.Headers[i];

@@ -167,6 +167,72 @@ internal sealed partial class ProxyConnection
         }
     }
 
+    /// <summary>
+    /// Streams a chunked response body to an HTTP/1.0 client as its data alone (framing validated and stripped,
+    /// trailers dropped); the client connection's close ends it. Done only after the last chunk, so a cut body never
+    /// ends like a whole one, and the upstream connection, whose framing stayed in step, can be reused.
+    /// </summary>
+    [AsyncMethodBuilder(typeof(PooledAsyncBuilder<>))]
+    private async ValueTask<CopyStatus> CopyDechunkedAsync(PipeReader source, CompiledRoute route)
+    {
+        var destination = _client.Output;
+        _responseChunks.Reset();
+        Touch(route);
+        while (true)
+        {
+            ReadResult result;
+            try
+            {
+                result = await source.ReadAsync().ConfigureAwait(false);
+            }
+            catch (IOException)
+            {
+                return CopyStatus.SourceFailed;
+            }
+
+            var buffer = result.Buffer;
+            if (result.IsCanceled)
+            {
+                source.AdvanceTo(buffer.Start);
+                return CopyStatus.SourceFailed;
+            }
+
+            long sent = _responseChunks.DataBytes - _responseChunks.RemainingChunkBytes;
+            bool done;
+            long consumed;
+            try
+            {
+                done = _responseChunks.Decode(buffer, destination, out consumed);
+            }
+            catch (Http1Exception)
+            {
+                source.AdvanceTo(buffer.End);
+                return CopyStatus.InvalidFraming;
+            }
+
+            _responseBytes += _responseChunks.DataBytes - _responseChunks.RemainingChunkBytes - sent;
+
+            // At the body's end, bytes past it stay unexamined (as for pipelined requests).
+            var body = buffer.Slice(0, consumed);
+            source.AdvanceTo(body.End, done ? body.End : buffer.End);
+            Touch(route);
+            if (done)
+            {
+                return CopyStatus.Done;
+            }
+
+            if (result.IsCompleted)
+            {
+                return CopyStatus.SourceEnded;
+            }
+
+            if (!await FlushAsync(destination).ConfigureAwait(false))
+            {
+                return CopyStatus.DestinationClosed;
+            }
+        }
+    }
+
     /// <summary>Response copies pass their route (their bytes are counted); tunnel copies pass null.</summary>
     private void CountResponseBytes(CompiledRoute? route, long bytes)
     {

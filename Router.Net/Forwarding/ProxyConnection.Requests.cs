@@ -340,16 +340,25 @@ internal sealed partial class ProxyConnection
                             // Response head down, then the body by its framing.
                             bool noBody = _request.Method == HttpMethod.Head || code == 204 || code == 304 || code == 101;
                             bool closeDelimited = !noBody && !response.Chunked && response.ContentLength < 0;
+
+                            // Chunked to our HTTP/1.0 request anyway: the client cannot read chunked (RFC 9112 §6.1),
+                            // so it gets the data alone, ended by our close.
+                            bool dechunk = _request.Version == HttpVersion.Http10 && response.Chunked && !noBody;
+
                             // An answer that comes before the whole request body went up (413, 401, a final status
                             // to Expect: 100-continue) ends the client connection: the rest of the body cannot be
                             // skipped without reading it. Say so in the head, as Envoy does.
-                            bool closeClient = !keepAlive || closeDelimited || code == 101 || _runtime.ShuttingDown
+                            bool closeClient = !keepAlive || closeDelimited || dechunk || code == 101 || _runtime.ShuttingDown
                                 || (bodyTask is not null && !(bodyTask.IsCompletedSuccessfully && bodyTask.Result == CopyStatus.Done));
-                            HeadWriter.WriteResponse(_client.Output, response, closeClient, _request.Version == HttpVersion.Http10, tunnel: false);
+                            HeadWriter.WriteResponse(_client.Output, response, closeClient, _request.Version == HttpVersion.Http10, tunnel: false, dechunk);
                             var copy = CopyStatus.Done;
                             if (closeDelimited)
                             {
                                 copy = await CopyUntilCloseAsync(upstreamInput, _client.Output, route).ConfigureAwait(false);
+                            }
+                            else if (dechunk)
+                            {
+                                copy = await CopyDechunkedAsync(upstreamInput, route).ConfigureAwait(false);
                             }
                             else if (!noBody && (response.Chunked || response.ContentLength > 0))
                             {

@@ -212,6 +212,59 @@ public sealed class ForwardingAuditTests
         await AssertNothingInFlightAsync(router);
     }
 
+    [Test]
+    public async Task ChunkedResponse_ToAnHttp10Client_ArrivesAsItsDataAlone_EndedByTheClose_AndTheUpstreamConnectionIsReused()
+    {
+        // Chunked whatever the request's version (the router asks as HTTP/1.0), in two sends, with an extension and a trailer.
+        await using var upstream = new ScriptedUpstream(async socket =>
+        {
+            while (true)
+            {
+                string head = await ScriptedUpstream.ReadHeadAsync(socket);
+                if (head.Length == 0)
+                {
+                    return;
+                }
+
+                await ScriptedUpstream.SendAsync(socket, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n");
+                if (!head.StartsWith("HEAD ", StringComparison.Ordinal))
+                {
+                    await ScriptedUpstream.SendAsync(socket, "5;part=1\r\nhello\r\n");
+                    await ScriptedUpstream.SendAsync(socket, "7\r\n, world\r\n0\r\nX-Checksum: abc\r\n\r\n");
+                }
+            }
+        });
+        await using var router = RouterFixture.Start(OneUpstream(upstream));
+
+        using (var old = await RawHttpClient.ConnectAsync(router.EndPoint))
+        {
+            await old.SendAsync("GET /old HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n\r\n");
+            var response = await old.ReadResponseAsync();
+            Assert.That(response.StatusCode, Is.EqualTo(200));
+            Assert.That(response.Header("Transfer-Encoding"), Is.Null, "an HTTP/1.0 client cannot read chunked");
+            Assert.That(response.Header("Content-Length"), Is.Null);
+            Assert.That(response.Header("Connection"), Is.EqualTo("close"), "the close is what ends the body");
+            Assert.That(response.BodyText, Is.EqualTo("hello, world"), "the data alone: no sizes, extensions or trailer");
+            Assert.That(await old.IsClosedByServerAsync(TimeSpan.FromSeconds(5)), Is.True);
+        }
+
+        // The upstream's framing stayed in step: its connection serves the next request, chunked to a 1.1 client.
+        using var client = await RawHttpClient.ConnectAsync(router.EndPoint);
+        await client.SendAsync("GET /new HTTP/1.1\r\nHost: x\r\n\r\n");
+        var next = await client.ReadResponseAsync();
+        Assert.That(next.Header("Transfer-Encoding"), Is.EqualTo("chunked"));
+        Assert.That(next.BodyText, Is.EqualTo("hello, world"));
+
+        // A response without a body is not touched: a HEAD from an HTTP/1.0 client keeps its connection.
+        using var head = await RawHttpClient.ConnectAsync(router.EndPoint);
+        await head.SendAsync("HEAD /old HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n\r\n");
+        var headResponse = await head.ReadResponseAsync(headRequest: true);
+        Assert.That(headResponse.StatusCode, Is.EqualTo(200));
+        Assert.That(headResponse.Header("Connection"), Is.EqualTo("keep-alive"));
+        Assert.That(upstream.Accepted, Is.EqualTo(1), "one upstream connection served all three");
+        await AssertNothingInFlightAsync(router);
+    }
+
     // ---- 4. Upstream gone mid-body ----
 
     [Test]
@@ -228,6 +281,28 @@ public sealed class ForwardingAuditTests
         await client.SendAsync("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
         Assert.That(async () => await client.ReadResponseAsync(),
             Throws.TypeOf<EndOfStreamException>().Or.TypeOf<SocketException>(), "never a complete-looking response");
+        Assert.That(await Eventually.TrueAsync(() => Pool(router).OpenConnections == 0, TimeSpan.FromSeconds(5)), Is.True, "not pooled");
+        await AssertNothingInFlightAsync(router);
+    }
+
+    [Test]
+    public async Task ChunkedResponse_ToAnHttp10Client_CutBeforeItsLastChunk_IsReset_NeverEndedLikeAWholeBody()
+    {
+        await using var upstream = new ScriptedUpstream(async socket =>
+        {
+            await ScriptedUpstream.ReadHeadAsync(socket);
+            await ScriptedUpstream.SendAsync(socket, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n");
+            socket.Shutdown(SocketShutdown.Send);
+        });
+        await using var router = RouterFixture.Start(OneUpstream(upstream));
+        using var client = await RawHttpClient.ConnectAsync(router.EndPoint);
+        await client.SendAsync("GET / HTTP/1.0\r\nHost: x\r\n\r\n");
+        string head = await ScriptedUpstream.ReadHeadAsync(client.Socket);
+        Assert.That(head, Does.StartWith("HTTP/1.1 200 ").And.Not.Contain("Transfer-Encoding"));
+
+        // The client's close ends the body: a FIN here would make the first chunk look like all of it.
+        var (_, reset) = await ReadUntilClosedAsync(client.Socket);
+        Assert.That(reset, Is.True, "a cut body must not end like a whole one");
         Assert.That(await Eventually.TrueAsync(() => Pool(router).OpenConnections == 0, TimeSpan.FromSeconds(5)), Is.True, "not pooled");
         await AssertNothingInFlightAsync(router);
     }

@@ -33,11 +33,18 @@ internal sealed class ScriptedUpstream : IAsyncDisposable
     /// <summary>Reads one request head (through the blank line) from the socket.</summary>
     public static async Task<string> ReadHeadAsync(Socket socket)
     {
+        using var stream = new NetworkStream(socket, ownsSocket: false);
+        return await ReadHeadAsync(stream);
+    }
+
+    /// <summary>Reads one request head (through the blank line) from a stream over the socket (TLS), byte by byte.</summary>
+    public static async Task<string> ReadHeadAsync(Stream stream)
+    {
         var bytes = new List<byte>();
         var one = new byte[1];
         while (true)
         {
-            int n = await socket.ReceiveAsync(one, SocketFlags.None);
+            int n = await stream.ReadAsync(one);
             if (n == 0)
             {
                 return Encoding.ASCII.GetString(bytes.ToArray());

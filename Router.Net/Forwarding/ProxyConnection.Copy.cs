@@ -130,8 +130,9 @@ internal sealed partial class ProxyConnection
     }
 
     [AsyncMethodBuilder(typeof(PooledAsyncBuilder<>))]
-    private async ValueTask<CopyStatus> CopyUntilCloseAsync(PipeReader source, PipeWriter destination, CompiledRoute? route)
+    private async ValueTask<CopyStatus> CopyUntilCloseAsync(ITransportConnection from, PipeWriter destination, CompiledRoute? route)
     {
+        var source = from.Input;
         while (true)
         {
             ReadResult result;
@@ -162,7 +163,8 @@ internal sealed partial class ProxyConnection
 
             if (result.IsCompleted)
             {
-                return CopyStatus.Done;
+                // A reset is not the end of a close-delimited body: what came before it went on, the cut goes on too.
+                return from.EndedByReset ? CopyStatus.SourceFailed : CopyStatus.Done;
             }
         }
     }

@@ -354,7 +354,7 @@ internal sealed partial class ProxyConnection
                             var copy = CopyStatus.Done;
                             if (closeDelimited)
                             {
-                                copy = await CopyUntilCloseAsync(upstreamInput, _client.Output, route).ConfigureAwait(false);
+                                copy = await CopyUntilCloseAsync(upstream.Connection, _client.Output, route).ConfigureAwait(false);
                             }
                             else if (dechunk)
                             {

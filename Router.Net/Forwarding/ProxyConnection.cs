@@ -262,8 +262,8 @@ internal sealed partial class ProxyConnection
         HeadWriter.WriteResponse(_client.Output, upstream.Response, closeClient: false, clientHttp10: false, tunnel: true);
         await _client.Output.FlushAsync().ConfigureAwait(false);
         Volatile.Write(ref _upstream, null);
-        var up = CopyUntilCloseAsync(_client.Input, upstream.Output, route: null).AsTask();
-        var down = CopyUntilCloseAsync(upstream.Input, _client.Output, route: null).AsTask();
+        var up = CopyUntilCloseAsync(_client, upstream.Output, route: null).AsTask();
+        var down = CopyUntilCloseAsync(upstream.Connection, _client.Output, route: null).AsTask();
         var first = await Task.WhenAny(up, down).ConfigureAwait(false);
         bool graceful = await first.ConfigureAwait(false) == CopyStatus.Done;
         if (graceful)

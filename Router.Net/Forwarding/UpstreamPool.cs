@@ -160,9 +160,10 @@ internal sealed class UpstreamPool
         }
         else
         {
+            TlsConnection secure;
             try
             {
-                connection = await TlsConnection.ConnectAsync(socket, tls.CreateClientOptions(endPoint), timeoutMs).ConfigureAwait(false);
+                secure = await TlsConnection.ConnectAsync(socket, tls.CreateClientOptions(endPoint), timeoutMs).ConfigureAwait(false);
             }
             catch (Exception ex) when (ex is IOException or System.Security.Authentication.AuthenticationException or OperationCanceledException or SocketException)
             {
@@ -170,6 +171,9 @@ internal sealed class UpstreamPool
                 Interlocked.Decrement(ref _open);
                 throw new UpstreamConnectException(ex is OperationCanceledException ? UpstreamConnectError.Timeout : UpstreamConnectError.TlsHandshake, ex);
             }
+
+            secure.KeepReadingAfterSendFailure = true;
+            connection = secure;
         }
 
         connection.Start();

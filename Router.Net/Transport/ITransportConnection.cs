@@ -27,6 +27,12 @@ internal interface ITransportConnection : IDuplexPipe, IAsyncDisposable
     string? CloseReason { get; }
 
     /// <summary>
+    /// True when the input ended at the peer's reset but read as an end (after every byte that came before it) rather
+    /// than failing. A reader that must tell a whole close-delimited body from a cut one checks this at the end.
+    /// </summary>
+    bool EndedByReset { get; }
+
+    /// <summary>
     /// The managed thread the last receive completion ran on (0 when unknown). With inline socket completions that is
     /// the socket engine thread owning the socket, which the upstream pool uses for affinity.
     /// </summary>

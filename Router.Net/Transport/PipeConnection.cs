@@ -31,6 +31,8 @@ internal abstract class PipeConnection : ITransportConnection
     private readonly Pipe? _input;
     protected Task _receiveTask = Task.CompletedTask;
     protected int _aborted;
+    private int _sendFailed;
+    private int _endedByReset;
     protected int _receiveThread;
     protected string? _closeReason;
 
@@ -99,7 +101,9 @@ internal abstract class PipeConnection : ITransportConnection
     /// <summary>Open, and the input holds nothing: a receive loop would already have put unasked bytes or the end there.</summary>
     public virtual bool IsIdleClean()
     {
-        if (IsClosed)
+        // A failed send that did not abort (KeepReadingAfterSendFailure) left the output unusable; the receive side
+        // may not have seen the end yet.
+        if (IsClosed || Volatile.Read(ref _sendFailed) != 0)
         {
             return false;
         }
@@ -206,16 +210,29 @@ internal abstract class PipeConnection : ITransportConnection
     /// <summary>Records why the connection closed, unless a reason is already recorded.</summary>
     internal void RecordClose(string reason) => Interlocked.CompareExchange(ref _closeReason, reason, null);
 
-    /// <summary>Completes the input pipe; after an abort the reader sees <see cref="ConnectionAbortedException"/>.</summary>
+    /// <summary>
+    /// Completes the input pipe; after an abort the reader sees <see cref="ConnectionAbortedException"/>. A peer's reset
+    /// of a connection that keeps reading after a send failure ends the input like a FIN instead, and sets
+    /// <see cref="EndedByReset"/>: a pipe completed with an error throws away what its reader has not taken yet, and
+    /// that can be the early answer that came just before the reset.
+    /// </summary>
     protected async ValueTask CompleteReceiveAsync(PipeWriter writer, Exception? error)
     {
         if (Volatile.Read(ref _aborted) != 0 && error is null)
         {
             error = new ConnectionAbortedException(CloseReason ?? "aborted");
         }
+        else if (error is ConnectionResetException && KeepReadingAfterSendFailure)
+        {
+            Volatile.Write(ref _endedByReset, 1);
+            error = null;
+        }
 
         await writer.CompleteAsync(error).ConfigureAwait(false);
     }
+
+    /// <summary>The input ended at the peer's reset, read as an end after every byte before it (see <see cref="CompleteReceiveAsync"/>).</summary>
+    public bool EndedByReset => Volatile.Read(ref _endedByReset) != 0;
 
     /// <summary>What the application's writer sees when a send fails; records the first close reason.</summary>
     internal Exception SendFailed(Exception ex)
@@ -230,11 +247,20 @@ internal abstract class PipeConnection : ITransportConnection
         return ex is ObjectDisposedException ? new ConnectionAbortedException(CloseReason ?? "aborted") : ex;
     }
 
-    /// <summary>Completes the output pipe; a failed send means the peer is gone, so receiving stops too.</summary>
+    /// <summary>
+    /// Completes the output pipe. A failed send means the peer is gone: receiving stops too, unless
+    /// <see cref="KeepReadingAfterSendFailure"/> (the peer's answer may still be unread).
+    /// </summary>
     protected async ValueTask CompleteSendAsync(PipeReader reader, Exception? error)
     {
         await reader.CompleteAsync(error).ConfigureAwait(false);
-        if (error is not null)
+        if (error is null)
+        {
+            return;
+        }
+
+        Volatile.Write(ref _sendFailed, 1);
+        if (!KeepReadingAfterSendFailure)
         {
             Abort(CloseReason ?? "send failed");
         }
@@ -254,10 +280,11 @@ internal abstract class PipeConnection : ITransportConnection
     internal bool Aborted => Volatile.Read(ref _aborted) != 0;
 
     /// <summary>
-    /// False (the default): a failed send aborts the connection. True for upstream connections: a server that answers
-    /// early (413, 401) and closes before taking the whole request body makes our sends fail while its response is
-    /// still unread in our receive queue, and an abort would throw that response away. The socket is dead anyway, so
-    /// a read still ends by itself, after the bytes that arrived, at the peer's FIN or reset.
+    /// False (the default): a failed send aborts the connection. True for upstream connections, plain and TLS: a server
+    /// that answers early (413, 401) and closes before taking the whole request body makes our sends fail while its
+    /// response is still unread in our receive queue, and an abort would throw that response away. The socket is dead
+    /// anyway, so a read still ends by itself, after the bytes that arrived, at the peer's FIN or reset (where the input
+    /// is a pipe, the reset ends it like a FIN and sets <see cref="EndedByReset"/>).
     /// </summary>
     internal bool KeepReadingAfterSendFailure { get; set; }
 

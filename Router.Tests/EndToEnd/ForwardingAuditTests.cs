@@ -1,3 +1,4 @@
+using System.Net.Security;
 using System.Net.Sockets;
 using System.Runtime.CompilerServices;
 using System.Text;
@@ -5,6 +6,7 @@ using NUnit.Framework;
 using Router.Core.Configuration;
 using Router.Core.Routing;
 using Router.Net.Forwarding;
+using Router.Tests.Net.Tls;
 using Router.Tests.Support;
 using static Router.Tests.Support.TestConfigs;
 
@@ -331,6 +333,50 @@ public sealed class ForwardingAuditTests
         Assert.That(await client.IsClosedByServerAsync(TimeSpan.FromSeconds(10)), Is.True, "the unread body is never read as a next request");
         await stop.CancelAsync();
         await uploading;
+        await AssertNothingInFlightAsync(router);
+    }
+
+    [Test]
+    public async Task EarlyAnswer_FromATlsUpstreamThatClosesBeforeTakingTheBody_ReachesTheClient_Not502()
+    {
+        using var pki = new TestPki();
+        using var certificate = pki.Issue("early", ["early.test"]);
+        await using var upstream = new ScriptedUpstream(async socket =>
+        {
+            // The answer must leave at once: Nagle could hold it behind the handshake's unacknowledged bytes, and the
+            // close below would then throw it away in the upstream's own kernel (a 502 the router could not help).
+            socket.NoDelay = true;
+            await using var tls = new SslStream(new NetworkStream(socket, ownsSocket: false));
+            await tls.AuthenticateAsServerAsync(new SslServerAuthenticationOptions { ServerCertificate = certificate });
+            await ScriptedUpstream.ReadHeadAsync(tls);
+            await tls.WriteAsync("HTTP/1.1 413 Content Too Large\r\nContent-Length: 8\r\nConnection: close\r\n\r\ntoo big\n"u8.ToArray());
+
+            // Closing with the body unread: the kernel resets the connection, and the router's next send fails.
+        });
+        var config = OneUpstream(upstream);
+        var tlsCluster = config.Clusters[0] with { Tls = new UpstreamTlsConfig { ServerName = "early.test", CaFile = pki.CaFile } };
+        await using var router = RouterFixture.Start(config with { Clusters = [tlsCluster] });
+
+        // Whether the answer is taken before the failed send or the reset is handled is up to the scheduler (before,
+        // one of the first few uploads got a 502 in every run): every one of several uploads must get the answer.
+        for (int i = 0; i < 20; i++)
+        {
+            using var client = await RawHttpClient.ConnectAsync(router.EndPoint);
+            await client.SendAsync("POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 64000000\r\n\r\n");
+            using var stop = new CancellationTokenSource();
+            var uploading = UploadUntilStoppedAsync(client.Socket, stop.Token);
+            var response = await client.ReadResponseAsync();
+            Assert.That(response.StatusCode, Is.EqualTo(413), $"upload {i}: the upstream's answer, not a 502 for the send that failed after it");
+            Assert.That(response.BodyText, Is.EqualTo("too big\n"));
+            Assert.That(response.Header("Connection"), Is.EqualTo("close"));
+            await stop.CancelAsync();
+            await uploading;
+
+            // The client's FIN ends the router's lingering drain at once.
+            client.Socket.Shutdown(SocketShutdown.Send);
+            Assert.That(await client.IsClosedByServerAsync(TimeSpan.FromSeconds(10)), Is.True);
+        }
+
         await AssertNothingInFlightAsync(router);
     }
 

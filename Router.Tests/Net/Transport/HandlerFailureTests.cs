@@ -103,6 +103,8 @@ public sealed class HandlerFailureTests
 
         public string? CloseReason => null;
 
+        public bool EndedByReset => false;
+
         public int ReceiveThread => 0;
 
         public byte[] FormatRemoteAddress() => "127.0.0.1"u8.ToArray();

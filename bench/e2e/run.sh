@@ -296,7 +296,7 @@ CLK_TCK=$(getconf CLK_TCK)
         echo "  (inline completions) instead of the epoll loops, to show what the transport change is worth."
     fi
     echo "- **nginx** as proxy: worker_processes 2, \`upstream { keepalive 128; }\` (per worker: 256 idle upstream connections in all,"
-    echo "  the router's pool cap; runs before 2026-11-28 run 8 used 64, which made nginx reconnect at 256 clients), \`proxy_http_version 1.1\`,"
+    echo "  enough for 256 clients; runs before 2026-11-28 run 8 used 64, which made nginx reconnect at 256 clients), \`proxy_http_version 1.1\`,"
     echo "  \`proxy_set_header Connection \"\"\`, proxy_buffering at its default (on), access_log off, keepalive_requests raised"
     echo "  so neither side closes keep-alive connections mid-run (bench/e2e/proxy.nginx.conf.in)."
     echo "- **haproxy**: nbthread 2, \`http-reuse always\`, \`option http-keep-alive\`, run as \`haproxy -db -f haproxy.cfg\` (bench/e2e/haproxy.cfg.in)."

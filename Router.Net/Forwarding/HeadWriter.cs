@@ -140,8 +140,8 @@ internal static class HeadWriter
 
     /// <summary>
     /// Writes the response head sent to the client: hop-by-hop removed, our own Connection decision added. With
-    /// <c>dechunked</c> (a chunked body sent to an HTTP/1.0 client without its framing, ended by the close) the head
-    /// carries no framing header.
+    /// <c>dechunked</c> (a chunked response to an HTTP/1.0 client: its body, if it has one, goes without its framing,
+    /// ended by the close) the head carries no framing header.
     /// </summary>
     public static void WriteResponse(PipeWriter writer, HttpResponseHead response, bool closeClient, bool clientHttp10, bool tunnel, bool dechunked = false)
     {

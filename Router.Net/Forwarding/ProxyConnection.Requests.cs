@@ -350,7 +350,9 @@ internal sealed partial class ProxyConnection
                             // skipped without reading it. Say so in the head, as Envoy does.
                             bool closeClient = !keepAlive || closeDelimited || dechunk || code == 101 || _runtime.ShuttingDown
                                 || (bodyTask is not null && !(bodyTask.IsCompletedSuccessfully && bodyTask.Result == CopyStatus.Done));
-                            HeadWriter.WriteResponse(_client.Output, response, closeClient, _request.Version == HttpVersion.Http10, tunnel: false, dechunk);
+                            // No Transfer-Encoding for a 1.0 client even without a body (a HEAD): RFC 9112 §6.1.
+                            HeadWriter.WriteResponse(_client.Output, response, closeClient, _request.Version == HttpVersion.Http10, tunnel: false,
+                                dechunked: _request.Version == HttpVersion.Http10 && response.Chunked);
                             var copy = CopyStatus.Done;
                             if (closeDelimited)
                             {

@@ -257,12 +257,13 @@ public sealed class ForwardingAuditTests
         Assert.That(next.Header("Transfer-Encoding"), Is.EqualTo("chunked"));
         Assert.That(next.BodyText, Is.EqualTo("hello, world"));
 
-        // A response without a body is not touched: a HEAD from an HTTP/1.0 client keeps its connection.
+        // A response without a body keeps its connection: a HEAD from an HTTP/1.0 client.
         using var head = await RawHttpClient.ConnectAsync(router.EndPoint);
         await head.SendAsync("HEAD /old HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\n\r\n");
         var headResponse = await head.ReadResponseAsync(headRequest: true);
         Assert.That(headResponse.StatusCode, Is.EqualTo(200));
         Assert.That(headResponse.Header("Connection"), Is.EqualTo("keep-alive"));
+        Assert.That(headResponse.Header("Transfer-Encoding"), Is.Null, "not even on a HEAD's answer to an HTTP/1.0 client");
         Assert.That(upstream.Accepted, Is.EqualTo(1), "one upstream connection served all three");
         await AssertNothingInFlightAsync(router);
     }

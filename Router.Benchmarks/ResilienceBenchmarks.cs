@@ -47,10 +47,10 @@ public class ResilienceBenchmarks
         }
 
         long result = -1;
-        if (DestinationAvailability.IsAvailable(_health, _outlier, breaker, now) && breaker.TryAcquire(now, out bool isTrial))
+        if (DestinationAvailability.IsAvailable(_health, _outlier, breaker, now) && breaker.TryAcquire(now, out var permit))
         {
             // The request would be forwarded here.
-            breaker.OnSuccess(isTrial);
+            breaker.OnSuccess(permit);
             _outlier.OnSuccess();
             result = now;
         }

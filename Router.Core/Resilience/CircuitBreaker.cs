@@ -16,22 +16,47 @@ internal enum CircuitState
 }
 
 /// <summary>
+/// What <see cref="CircuitBreaker.TryAcquire"/> handed out: a request sent while closed, or a trial of one half-open
+/// round. A trial is told apart from the trials of other rounds, so a late answer cannot decide a round it was not
+/// sent in.
+/// </summary>
+internal readonly struct BreakerPermit
+{
+    // The start time (ms) of the half-open round the trial belongs to; 0 for a request that is not a trial. A round
+    // starts no earlier than a break after the breaker opened, so a round's start is never 0.
+    private readonly long _round;
+
+    internal BreakerPermit(long round) => _round = round;
+
+    /// <summary>Whether this is a half-open trial.</summary>
+    public bool IsTrial => _round != 0;
+
+    internal long Round => _round;
+}
+
+/// <summary>
 /// A per-destination circuit breaker. Closed -> Open after <c>consecutiveFailures</c> failures in a row, or when the
 /// failure ratio over a rolling window reaches <c>failureRatio</c> with at least <c>minimumRequests</c> requests.
 /// Open fails fast for <c>breakMs</c>, then HalfOpen lets at most <c>halfOpenTrials</c> concurrent trial requests
 /// through: a trial success closes the breaker, a trial failure opens it again for another <c>breakMs</c>.
 /// </summary>
 /// <remarks>
-/// Lock-free. The state and the time it may leave Open are packed into one <c>long</c> so they change together in one
-/// compare-and-swap. In the Closed state <see cref="TryAcquire"/> is one volatile read (plus one CAS on the current
-/// window bucket when the ratio trigger is enabled) and <see cref="OnSuccess"/> is one read. Every permit handed out
-/// by <see cref="TryAcquire"/> must be answered by exactly one <see cref="OnSuccess"/> or <see cref="OnFailure"/>
-/// passing the same <c>isTrial</c>. Time is a monotonic millisecond clock (<see cref="MonotonicClock.NowMs"/>),
-/// passed in so tests can drive it; it must not be negative.
+/// Lock-free. The state, its time (when Open may end, or when the half-open round began) and the round's trials in
+/// flight are packed into one <c>long</c> so they change together in one compare-and-swap. In the Closed state
+/// <see cref="TryAcquire"/> is one volatile read (plus one CAS on the current window bucket when the ratio trigger is
+/// enabled) and <see cref="OnSuccess"/> is one read. Every permit handed out by <see cref="TryAcquire"/> should be
+/// answered by one <see cref="OnSuccess"/> or <see cref="OnFailure"/> passing the same permit; a trial answered after
+/// its round ended (another trial decided it, or it was presumed lost) counts as an ordinary request's outcome. Time is
+/// a monotonic millisecond clock (<see cref="MonotonicClock.NowMs"/>), passed in so tests can drive it; it must not be
+/// negative. Rounds are told apart by their start times, which that clock makes distinct.
 /// </remarks>
 internal sealed class CircuitBreaker
 {
+    // The word: [time:42][trials in flight:20][state:2]. 42 bits of milliseconds is over a century of uptime.
     private const long StateMask = 3;
+    private const int TrialShift = 2;
+    private const long TrialMask = (1L << 20) - 1;
+    private const int TimeShift = 22;
     private const long ClosedWord = (long)CircuitState.Closed;
 
     // The rolling window: BucketCount buckets of windowMs / BucketCount each. A bucket packs
@@ -52,10 +77,9 @@ internal sealed class CircuitBreaker
     private readonly long _bucketMs;
     private readonly long[]? _buckets;
 
-    // (openUntilMs << 2) | Open, (trialRoundStartMs << 2) | HalfOpen, or 0 for Closed.
+    // Open: openUntilMs and the state; HalfOpen: the round's start, its trials in flight and the state; Closed: 0.
     private long _word;
     private int _consecutiveFailures;
-    private int _trialsInFlight;
     private long _timesOpened;
 
     /// <param name="consecutiveFailures">Failures in a row that open the breaker; &lt;= 0 disables this trigger.</param>
@@ -63,7 +87,7 @@ internal sealed class CircuitBreaker
     /// <param name="failureRatio">Failure ratio (0..1] over the window that opens the breaker; &lt;= 0 disables this trigger.</param>
     /// <param name="minimumRequests">Requests the window must hold before the ratio is trusted.</param>
     /// <param name="windowMs">Length of the rolling window, split into ten buckets.</param>
-    /// <param name="halfOpenTrials">Concurrent trial requests allowed while half-open.</param>
+    /// <param name="halfOpenTrials">Concurrent trial requests allowed while half-open (at most about a million are counted).</param>
     public CircuitBreaker(
         int consecutiveFailures,
         int breakMs,
@@ -77,7 +101,7 @@ internal sealed class CircuitBreaker
         ArgumentOutOfRangeException.ThrowIfGreaterThan(failureRatio, 1.0);
         _consecutiveFailureThreshold = consecutiveFailures;
         _breakMs = breakMs;
-        _halfOpenTrials = halfOpenTrials;
+        _halfOpenTrials = (int)Math.Min(halfOpenTrials, TrialMask);
         if (failureRatio > 0)
         {
             ArgumentOutOfRangeException.ThrowIfLessThan(windowMs, BucketCount);
@@ -97,7 +121,7 @@ internal sealed class CircuitBreaker
         get
         {
             long word = Volatile.Read(ref _word);
-            return (word & StateMask) == (long)CircuitState.Open ? word >> 2 : 0;
+            return (word & StateMask) == (long)CircuitState.Open ? word >> TimeShift : 0;
         }
     }
 
@@ -109,15 +133,15 @@ internal sealed class CircuitBreaker
 
     /// <summary>
     /// Asks to send a request. False means the breaker is open (or half-open with every trial slot taken): fail fast.
-    /// True hands out a permit; <paramref name="isTrial"/> says whether it is a half-open trial.
+    /// True hands out a <paramref name="permit"/>, to be passed to the outcome's report.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public bool TryAcquire(long nowMs, out bool isTrial)
+    public bool TryAcquire(long nowMs, out BreakerPermit permit)
     {
         long word = Volatile.Read(ref _word);
         if (word == ClosedWord)
         {
-            isTrial = false;
+            permit = default;
             if (_buckets is not null)
             {
                 Record(nowMs, failure: false);
@@ -126,17 +150,15 @@ internal sealed class CircuitBreaker
             return true;
         }
 
-        return TryAcquireSlow(word, nowMs, out isTrial);
+        return TryAcquireSlow(word, nowMs, out permit);
     }
 
-    /// <summary>Reports a successful request. A trial success closes the breaker.</summary>
+    /// <summary>Reports a successful request. A trial success closes the breaker, if the trial's round is still on.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public void OnSuccess(bool isTrial)
+    public void OnSuccess(BreakerPermit permit)
     {
-        if (isTrial)
+        if (permit.IsTrial && Close(permit.Round))
         {
-            ReleaseTrial();
-            Close();
             return;
         }
 
@@ -148,24 +170,20 @@ internal sealed class CircuitBreaker
     }
 
     /// <summary>
-    /// Reports a failed request. While closed it counts toward the thresholds; a trial failure reopens the breaker.
-    /// Failures of requests that started before the breaker opened are ignored.
+    /// Reports a failed request. While closed it counts toward the thresholds; a trial failure reopens the breaker, if
+    /// the trial's round is still on. Failures of requests that started before the breaker opened are ignored.
     /// </summary>
-    public void OnFailure(long nowMs, bool isTrial)
+    public void OnFailure(long nowMs, BreakerPermit permit)
     {
-        long word = Volatile.Read(ref _word);
-        if (isTrial)
+        if (permit.IsTrial && EndRound(permit.Round, OpenWord(nowMs)))
         {
-            ReleaseTrial();
-            if ((word & StateMask) == (long)CircuitState.HalfOpen)
-            {
-                TryOpen(word, nowMs);
-                return;
-            }
-
-            // Another trial already closed (or reopened) the breaker: count it like any other request's outcome.
+            Interlocked.Increment(ref _timesOpened);
+            return;
         }
 
+        // Not a trial, or its round already ended (another trial closed or reopened the breaker, or it was presumed
+        // lost): count it like any other request's outcome.
+        long word = Volatile.Read(ref _word);
         if (word != ClosedWord)
         {
             return;
@@ -223,14 +241,14 @@ internal sealed class CircuitBreaker
 
     private bool AllowsTrafficSlow(long word, long nowMs) => (CircuitState)(word & StateMask) switch
     {
-        CircuitState.Open => nowMs >= word >> 2,
-        CircuitState.HalfOpen => Volatile.Read(ref _trialsInFlight) < _halfOpenTrials || TrialsPresumedLost(word, nowMs),
+        CircuitState.Open => nowMs >= word >> TimeShift,
+        CircuitState.HalfOpen => TrialsInFlight(word) < _halfOpenTrials || TrialsPresumedLost(word, nowMs),
         _ => true,
     };
 
-    private bool TryAcquireSlow(long word, long nowMs, out bool isTrial)
+    private bool TryAcquireSlow(long word, long nowMs, out BreakerPermit permit)
     {
-        isTrial = false;
+        permit = default;
         while (true)
         {
             var state = (CircuitState)(word & StateMask);
@@ -244,74 +262,92 @@ internal sealed class CircuitBreaker
                 return true;
             }
 
+            long roundStart;
+            long next;
             if (state == CircuitState.Open)
             {
-                if (nowMs < word >> 2)
+                if (nowMs < word >> TimeShift)
                 {
                     return false;
                 }
 
-                // While half-open the word holds when the round of trials began.
-                long halfOpen = (nowMs << 2) | (long)CircuitState.HalfOpen;
-                long seen = Interlocked.CompareExchange(ref _word, halfOpen, word);
-                if (seen != word)
-                {
-                    word = seen;
-                    continue;
-                }
+                roundStart = nowMs;
+                next = HalfOpenWord(nowMs, trials: 1);
             }
-
-            int trials = Volatile.Read(ref _trialsInFlight);
-            while (trials < _halfOpenTrials)
+            else if (TrialsInFlight(word) < _halfOpenTrials)
             {
-                int seen = Interlocked.CompareExchange(ref _trialsInFlight, trials + 1, trials);
-                if (seen == trials)
-                {
-                    isTrial = true;
-                    return true;
-                }
-
-                trials = seen;
+                roundStart = word >> TimeShift;
+                next = word + (1L << TrialShift);
             }
-
-            if (!TrialsPresumedLost(word, nowMs))
+            else if (TrialsPresumedLost(word, nowMs))
+            {
+                // Every slot has been held for a whole break: start a new round of trials. The old round's trials
+                // may still answer; they no longer decide anything.
+                roundStart = nowMs;
+                next = HalfOpenWord(nowMs, trials: 1);
+            }
+            else
             {
                 return false;
             }
 
-            // Every slot has been held for a whole break: start a new round of trials.
-            long renewed = (nowMs << 2) | (long)CircuitState.HalfOpen;
-            if (Interlocked.CompareExchange(ref _word, renewed, word) == word)
+            long seen = Interlocked.CompareExchange(ref _word, next, word);
+            if (seen == word)
             {
-                Volatile.Write(ref _trialsInFlight, 0);
+                permit = new BreakerPermit(roundStart);
+                return true;
             }
 
-            word = Volatile.Read(ref _word);
+            word = seen;
         }
     }
 
-    // The half-open round began at (word >> 2). A trial unanswered for a whole break is presumed lost (a caller
+    private static long HalfOpenWord(long roundStartMs, long trials) =>
+        (roundStartMs << TimeShift) | (trials << TrialShift) | (long)CircuitState.HalfOpen;
+
+    private long OpenWord(long nowMs) => ((nowMs + _breakMs) << TimeShift) | (long)CircuitState.Open;
+
+    private static long TrialsInFlight(long word) => (word >> TrialShift) & TrialMask;
+
+    private static bool InRound(long word, long round) =>
+        (word & StateMask) == (long)CircuitState.HalfOpen && word >> TimeShift == round;
+
+    // The half-open round began at the word's time. A trial unanswered for a whole break is presumed lost (a caller
     // that never reported it), so a dropped permit cannot keep the destination out of rotation forever.
-    private bool TrialsPresumedLost(long word, long nowMs) => nowMs - (word >> 2) >= _breakMs;
+    private bool TrialsPresumedLost(long word, long nowMs) => nowMs - (word >> TimeShift) >= _breakMs;
 
     private void TryOpen(long expectedWord, long nowMs)
     {
-        // Trials of an earlier half-open round may still be in flight; their releases are clamped at zero, so
-        // starting every round from zero keeps a lost permit from wedging the breaker half-open forever.
-        Volatile.Write(ref _trialsInFlight, 0);
-        long open = ((nowMs + _breakMs) << 2) | (long)CircuitState.Open;
-        if (Interlocked.CompareExchange(ref _word, open, expectedWord) == expectedWord)
+        if (Interlocked.CompareExchange(ref _word, OpenWord(nowMs), expectedWord) == expectedWord)
         {
             Interlocked.Increment(ref _timesOpened);
         }
     }
 
-    private void Close()
+    // Ends the given half-open round with the next word, unless the round already ended. Handing out another of the
+    // round's trials also changes the word, so a lost swap is retried for as long as the round is the same.
+    private bool EndRound(long round, long next)
     {
         long word = Volatile.Read(ref _word);
-        if ((word & StateMask) != (long)CircuitState.HalfOpen)
+        while (InRound(word, round))
         {
-            return;
+            long seen = Interlocked.CompareExchange(ref _word, next, word);
+            if (seen == word)
+            {
+                return true;
+            }
+
+            word = seen;
+        }
+
+        return false;
+    }
+
+    private bool Close(long round)
+    {
+        if (!InRound(Volatile.Read(ref _word), round))
+        {
+            return false;
         }
 
         // Forget the failures that opened the breaker before publishing Closed (nothing records while half-open),
@@ -325,22 +361,7 @@ internal sealed class CircuitBreaker
             }
         }
 
-        Interlocked.CompareExchange(ref _word, ClosedWord, word);
-    }
-
-    private void ReleaseTrial()
-    {
-        int trials = Volatile.Read(ref _trialsInFlight);
-        while (trials > 0)
-        {
-            int seen = Interlocked.CompareExchange(ref _trialsInFlight, trials - 1, trials);
-            if (seen == trials)
-            {
-                return;
-            }
-
-            trials = seen;
-        }
+        return EndRound(round, ClosedWord);
     }
 
     private void Record(long nowMs, bool failure)

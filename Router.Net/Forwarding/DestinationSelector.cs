@@ -5,7 +5,7 @@ using Router.Core.Routing;
 namespace Router.Net.Forwarding;
 
 /// <summary>The destination chosen for an attempt, with the cluster whose limit it holds.</summary>
-internal readonly record struct Selection(ClusterState? Cluster, DestinationState? Destination, bool IsTrial, ShedReason Shed);
+internal readonly record struct Selection(ClusterState? Cluster, DestinationState? Destination, BreakerPermit Permit, ShedReason Shed);
 
 /// <summary>
 /// Chooses where a request goes: the primary cluster, then its fallbacks, among destinations that are healthy, not
@@ -44,13 +44,13 @@ internal static class DestinationSelector
             var any = LoadBalancer.Pick(primary, default(AllDestinations));
             if (any is not null)
             {
-                return new Selection(primary, any, false, shed);
+                return new Selection(primary, any, default, shed);
             }
 
             primary.Limit.Exit();
         }
 
-        return new Selection(null, null, false, shed);
+        return new Selection(null, null, default, shed);
     }
 
     private static Selection TryCluster(ClusterState cluster, AvailableExcept exclude, ref ShedReason shed)
@@ -76,10 +76,10 @@ internal static class DestinationSelector
                 break;
             }
 
-            bool isTrial = false;
-            if (destination.Breaker is not { } breaker || breaker.TryAcquire(MonotonicClock.NowMs, out isTrial))
+            BreakerPermit permit = default;
+            if (destination.Breaker is not { } breaker || breaker.TryAcquire(MonotonicClock.NowMs, out permit))
             {
-                return new Selection(cluster, destination, isTrial, shed);
+                return new Selection(cluster, destination, permit, shed);
             }
 
             exclude = exclude.PassingOver(destination);
@@ -90,12 +90,12 @@ internal static class DestinationSelector
     }
 
     /// <summary>Feeds an attempt's outcome to the destination's breaker and passive health.</summary>
-    public static void Record(ClusterState cluster, DestinationState destination, UpstreamOutcome outcome, bool isTrial)
+    public static void Record(ClusterState cluster, DestinationState destination, UpstreamOutcome outcome, BreakerPermit permit)
     {
         switch (outcome)
         {
             case UpstreamOutcome.Success:
-                destination.Breaker?.OnSuccess(isTrial);
+                destination.Breaker?.OnSuccess(permit);
                 destination.Outlier?.OnSuccess();
                 break;
             case UpstreamOutcome.ServerError:
@@ -106,7 +106,7 @@ internal static class DestinationSelector
             case UpstreamOutcome.BadResponse:
             case UpstreamOutcome.StreamBroken:
                 long now = MonotonicClock.NowMs;
-                destination.Breaker?.OnFailure(now, isTrial);
+                destination.Breaker?.OnFailure(now, permit);
                 destination.Outlier?.OnFailure(now, cluster.EjectionBudget);
                 break;
             default:

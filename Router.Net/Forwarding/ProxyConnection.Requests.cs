@@ -493,7 +493,7 @@ internal sealed partial class ProxyConnection
                     }
 
                     _outcome = result.Outcome;
-                    DestinationSelector.Record(cluster, destination, result.Outcome, selection.IsTrial);
+                    DestinationSelector.Record(cluster, destination, result.Outcome, selection.Permit);
                     if (Observability.RouterMetrics.FailureLabel(result.Outcome) is not null)
                     {
                         Interlocked.Increment(ref _runtime.Metrics.UpstreamFailures(cluster.Id)[(int)result.Outcome]);

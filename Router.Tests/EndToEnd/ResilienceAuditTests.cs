@@ -401,7 +401,7 @@ public sealed class ResilienceAuditTests
 
         // A failure reported as of two breaks ago opens A with its break already over: available, one trial slot free.
         long past = MonotonicClock.NowMs - 120_000;
-        breakerA.OnFailure(past, isTrial: false);
+        breakerA.OnFailure(past, default);
 
         // This thread plays concurrent requests racing for A's one trial slot: it takes the slot and fails the trial
         // (A reopens, its break over again), round after round. So a request's pick can see A available and then find
@@ -412,9 +412,9 @@ public sealed class ResilienceAuditTests
             {
                 while (!stop.IsCancellationRequested)
                 {
-                    if (breakerA.TryAcquire(MonotonicClock.NowMs, out bool isTrial))
+                    if (breakerA.TryAcquire(MonotonicClock.NowMs, out BreakerPermit permit))
                     {
-                        breakerA.OnFailure(past, isTrial);
+                        breakerA.OnFailure(past, permit);
                     }
                 }
             },

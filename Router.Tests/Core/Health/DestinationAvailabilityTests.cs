@@ -40,8 +40,8 @@ public sealed class DestinationAvailabilityTests
     public void BreakerOpen_IsUnavailableUntilTheBreakEnds()
     {
         var breaker = new CircuitBreaker(consecutiveFailures: 1, breakMs: 1000);
-        breaker.TryAcquire(0, out bool isTrial);
-        breaker.OnFailure(0, isTrial);
+        breaker.TryAcquire(0, out BreakerPermit permit);
+        breaker.OnFailure(0, permit);
 
         Assert.Multiple(() =>
         {

@@ -15,8 +15,8 @@ public sealed class CircuitBreakerTests
         Assert.Multiple(() =>
         {
             Assert.That(breaker.State, Is.EqualTo(CircuitState.Closed));
-            Assert.That(breaker.TryAcquire(0, out bool isTrial), Is.True);
-            Assert.That(isTrial, Is.False);
+            Assert.That(breaker.TryAcquire(0, out BreakerPermit permit), Is.True);
+            Assert.That(permit.IsTrial, Is.False);
             Assert.That(breaker.AllowsTraffic(0), Is.True);
         });
     }
@@ -46,7 +46,7 @@ public sealed class CircuitBreakerTests
         var breaker = new CircuitBreaker(consecutiveFailures: 3, breakMs: BreakMs);
 
         Fail(breaker, 0, 2);
-        Assert.That(breaker.TryAcquire(0, out bool trial), Is.True);
+        Assert.That(breaker.TryAcquire(0, out BreakerPermit trial), Is.True);
         breaker.OnSuccess(trial);
         Fail(breaker, 0, 2);
 
@@ -112,11 +112,11 @@ public sealed class CircuitBreakerTests
         Assert.Multiple(() =>
         {
             Assert.That(breaker.AllowsTraffic(now), Is.True);
-            Assert.That(breaker.TryAcquire(now, out bool first), Is.True);
-            Assert.That(first, Is.True);
+            Assert.That(breaker.TryAcquire(now, out BreakerPermit first), Is.True);
+            Assert.That(first.IsTrial, Is.True);
             Assert.That(breaker.State, Is.EqualTo(CircuitState.HalfOpen));
-            Assert.That(breaker.TryAcquire(now, out bool second), Is.True);
-            Assert.That(second, Is.True);
+            Assert.That(breaker.TryAcquire(now, out BreakerPermit second), Is.True);
+            Assert.That(second.IsTrial, Is.True);
             Assert.That(breaker.TryAcquire(now, out _), Is.False, "third concurrent trial");
             Assert.That(breaker.AllowsTraffic(now), Is.False);
         });
@@ -132,9 +132,9 @@ public sealed class CircuitBreakerTests
 
         Parallel.For(0, 1000, _ =>
         {
-            if (breaker.TryAcquire(BreakMs, out bool isTrial))
+            if (breaker.TryAcquire(BreakMs, out BreakerPermit permit))
             {
-                Interlocked.Increment(ref isTrial ? ref granted : ref nonTrials);
+                Interlocked.Increment(ref permit.IsTrial ? ref granted : ref nonTrials);
             }
         });
 
@@ -169,8 +169,8 @@ public sealed class CircuitBreakerTests
         {
             Assert.That(breaker.TryAcquire((2 * BreakMs) - 1, out _), Is.False);
             Assert.That(breaker.AllowsTraffic(2 * BreakMs), Is.True);
-            Assert.That(breaker.TryAcquire(2 * BreakMs, out bool isTrial), Is.True);
-            Assert.That(isTrial, Is.True);
+            Assert.That(breaker.TryAcquire(2 * BreakMs, out BreakerPermit permit), Is.True);
+            Assert.That(permit.IsTrial, Is.True);
             Assert.That(breaker.TryAcquire(2 * BreakMs, out _), Is.False);
         });
     }
@@ -180,16 +180,16 @@ public sealed class CircuitBreakerTests
     {
         var breaker = new CircuitBreaker(consecutiveFailures: 2, breakMs: BreakMs);
         Fail(breaker, 0, 2);
-        Assert.That(breaker.TryAcquire(BreakMs, out bool isTrial), Is.True);
+        Assert.That(breaker.TryAcquire(BreakMs, out BreakerPermit permit), Is.True);
 
-        breaker.OnSuccess(isTrial);
+        breaker.OnSuccess(permit);
 
         Assert.Multiple(() =>
         {
             Assert.That(breaker.State, Is.EqualTo(CircuitState.Closed));
             Assert.That(breaker.ConsecutiveFailures, Is.Zero);
-            Assert.That(breaker.TryAcquire(BreakMs, out bool next), Is.True);
-            Assert.That(next, Is.False);
+            Assert.That(breaker.TryAcquire(BreakMs, out BreakerPermit next), Is.True);
+            Assert.That(next.IsTrial, Is.False);
         });
         Fail(breaker, BreakMs, 1);
         Assert.That(breaker.State, Is.EqualTo(CircuitState.Closed), "the run starts again from zero");
@@ -201,19 +201,84 @@ public sealed class CircuitBreakerTests
         var breaker = new CircuitBreaker(consecutiveFailures: 2, breakMs: BreakMs);
         Fail(breaker, 0, 2);
         long now = BreakMs + 10;
-        Assert.That(breaker.TryAcquire(now, out bool isTrial), Is.True);
+        Assert.That(breaker.TryAcquire(now, out BreakerPermit permit), Is.True);
 
-        breaker.OnFailure(now, isTrial);
+        breaker.OnFailure(now, permit);
 
         Assert.Multiple(() =>
         {
             Assert.That(breaker.State, Is.EqualTo(CircuitState.Open));
             Assert.That(breaker.OpenUntilMs, Is.EqualTo(now + BreakMs));
             Assert.That(breaker.TryAcquire(now + BreakMs - 1, out _), Is.False);
-            Assert.That(breaker.TryAcquire(now + BreakMs, out bool nextTrial), Is.True);
-            Assert.That(nextTrial, Is.True);
+            Assert.That(breaker.TryAcquire(now + BreakMs, out BreakerPermit nextTrial), Is.True);
+            Assert.That(nextTrial.IsTrial, Is.True);
             Assert.That(breaker.TimesOpened, Is.EqualTo(2));
         });
+    }
+
+    [Test]
+    public void HalfOpen_LateFailureOfAnEarlierRoundsTrial_DoesNotReopenTheNextRound()
+    {
+        var breaker = new CircuitBreaker(consecutiveFailures: 1, breakMs: BreakMs, halfOpenTrials: 2);
+        Fail(breaker, 0, 1);
+        Assert.That(breaker.TryAcquire(BreakMs, out BreakerPermit first), Is.True);
+        Assert.That(breaker.TryAcquire(BreakMs, out BreakerPermit slow), Is.True);
+        breaker.OnFailure(BreakMs + 100, first); // reopens until 2100
+        Assert.That(breaker.TryAcquire((2 * BreakMs) + 100, out BreakerPermit next), Is.True);
+
+        // The slow trial was sent in the first round; its failure says nothing about the round now in progress.
+        breaker.OnFailure((2 * BreakMs) + 200, slow);
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(breaker.State, Is.EqualTo(CircuitState.HalfOpen));
+            Assert.That(breaker.TimesOpened, Is.EqualTo(2));
+            Assert.That(breaker.TryAcquire((2 * BreakMs) + 200, out BreakerPermit second), Is.True, "the round's second trial slot is still free");
+            Assert.That(breaker.TryAcquire((2 * BreakMs) + 200, out _), Is.False, "a third concurrent trial");
+        });
+        breaker.OnSuccess(next);
+        Assert.That(breaker.State, Is.EqualTo(CircuitState.Closed), "the round's own trial decides");
+    }
+
+    [Test]
+    public void HalfOpen_LateSuccessOfAnEarlierRoundsTrial_DoesNotCloseTheNextRound()
+    {
+        var breaker = new CircuitBreaker(consecutiveFailures: 1, breakMs: BreakMs, halfOpenTrials: 2);
+        Fail(breaker, 0, 1);
+        Assert.That(breaker.TryAcquire(BreakMs, out BreakerPermit first), Is.True);
+        Assert.That(breaker.TryAcquire(BreakMs, out BreakerPermit slow), Is.True);
+        breaker.OnFailure(BreakMs + 100, first);
+        Assert.That(breaker.TryAcquire((2 * BreakMs) + 100, out BreakerPermit next), Is.True);
+        Assert.That(breaker.TryAcquire((2 * BreakMs) + 100, out BreakerPermit other), Is.True);
+
+        breaker.OnSuccess(slow);
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(breaker.State, Is.EqualTo(CircuitState.HalfOpen));
+            Assert.That(breaker.TryAcquire((2 * BreakMs) + 200, out _), Is.False, "both of the round's trials are still in flight");
+        });
+        breaker.OnFailure((2 * BreakMs) + 300, next);
+        Assert.That(breaker.OpenUntilMs, Is.EqualTo((3 * BreakMs) + 300), "the round's own trial decides");
+    }
+
+    [Test]
+    public void HalfOpen_TrialPresumedLost_ItsLateAnswerDoesNotDecideTheNewRound()
+    {
+        var breaker = new CircuitBreaker(consecutiveFailures: 1, breakMs: BreakMs);
+        Fail(breaker, 0, 1);
+        Assert.That(breaker.TryAcquire(BreakMs, out BreakerPermit lost), Is.True); // answered only after a whole break
+        Assert.That(breaker.TryAcquire(2 * BreakMs, out BreakerPermit reissued), Is.True);
+
+        breaker.OnSuccess(lost);
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(breaker.State, Is.EqualTo(CircuitState.HalfOpen));
+            Assert.That(breaker.TryAcquire(2 * BreakMs, out _), Is.False, "the reissued trial still holds the only slot");
+        });
+        breaker.OnFailure((2 * BreakMs) + 10, reissued);
+        Assert.That(breaker.State, Is.EqualTo(CircuitState.Open));
     }
 
     [Test]
@@ -222,8 +287,8 @@ public sealed class CircuitBreakerTests
         var breaker = new CircuitBreaker(consecutiveFailures: 0, breakMs: BreakMs, failureRatio: 0.6, minimumRequests: 2, windowMs: 10_000);
         Fail(breaker, 0, 2);
         Assert.That(breaker.State, Is.EqualTo(CircuitState.Open));
-        Assert.That(breaker.TryAcquire(BreakMs, out bool isTrial), Is.True);
-        breaker.OnSuccess(isTrial);
+        Assert.That(breaker.TryAcquire(BreakMs, out BreakerPermit permit), Is.True);
+        breaker.OnSuccess(permit);
 
         Succeed(breaker, BreakMs, 1);
         Fail(breaker, BreakMs, 1); // 1 of 2 since closing; with the old window it would be 3 of 4
@@ -235,7 +300,7 @@ public sealed class CircuitBreakerTests
     public void FailuresOfRequestsStartedBeforeOpening_AreIgnored()
     {
         var breaker = new CircuitBreaker(consecutiveFailures: 1, breakMs: BreakMs);
-        Assert.That(breaker.TryAcquire(0, out bool early), Is.True);
+        Assert.That(breaker.TryAcquire(0, out BreakerPermit early), Is.True);
         Fail(breaker, 0, 1);
 
         breaker.OnFailure(500, early);
@@ -261,8 +326,8 @@ public sealed class CircuitBreakerTests
     {
         for (int i = 0; i < count; i++)
         {
-            Assert.That(breaker.TryAcquire(nowMs, out bool isTrial), Is.True);
-            breaker.OnFailure(nowMs, isTrial);
+            Assert.That(breaker.TryAcquire(nowMs, out BreakerPermit permit), Is.True);
+            breaker.OnFailure(nowMs, permit);
         }
     }
 
@@ -270,8 +335,8 @@ public sealed class CircuitBreakerTests
     {
         for (int i = 0; i < count; i++)
         {
-            Assert.That(breaker.TryAcquire(nowMs, out bool isTrial), Is.True);
-            breaker.OnSuccess(isTrial);
+            Assert.That(breaker.TryAcquire(nowMs, out BreakerPermit permit), Is.True);
+            breaker.OnSuccess(permit);
         }
     }
 }

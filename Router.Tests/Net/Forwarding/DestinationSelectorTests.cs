@@ -24,7 +24,7 @@ public sealed class DestinationSelectorTests
 
         // Failures reported as of two breaks ago open A with its break already over: available, one trial slot free.
         long past = MonotonicClock.NowMs - 120_000;
-        breaker.OnFailure(past, isTrial: false);
+        breaker.OnFailure(past, default);
 
         // Another thread plays the concurrent requests: it takes A's only trial slot and fails the trial (reopening A
         // with the break over again), round after round. A pick that saw A available can find the slot taken when it
@@ -35,9 +35,9 @@ public sealed class DestinationSelectorTests
             {
                 while (!stop.IsCancellationRequested)
                 {
-                    if (breaker.TryAcquire(MonotonicClock.NowMs, out bool isTrial))
+                    if (breaker.TryAcquire(MonotonicClock.NowMs, out BreakerPermit permit))
                     {
-                        breaker.OnFailure(past, isTrial);
+                        breaker.OnFailure(past, permit);
                     }
                 }
             },
@@ -59,9 +59,9 @@ public sealed class DestinationSelectorTests
                 if (ReferenceEquals(selection.Destination, a))
                 {
                     toA++;
-                    if (selection.IsTrial)
+                    if (selection.Permit.IsTrial)
                     {
-                        breaker.OnFailure(past, isTrial: true);
+                        breaker.OnFailure(past, selection.Permit);
                     }
                 }
 

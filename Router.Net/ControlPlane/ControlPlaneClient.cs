@@ -1,4 +1,3 @@
-using System.Buffers;
 using System.Net;
 using System.Net.Security;
 using System.Net.WebSockets;
@@ -39,6 +38,7 @@ internal sealed partial class ControlPlaneClient : IAsyncDisposable
     private volatile string? _lastError;
     private AppliedConfig? _applied;
     private long _connectCount;
+    private FrameBuffer? _received;
 
     public ControlPlaneClient(ControlPlaneClientOptions options, IConfigSink sink, ILogger? logger = null)
     {
@@ -72,6 +72,9 @@ internal sealed partial class ControlPlaneClient : IAsyncDisposable
 
     /// <summary>Hash of the config this client last applied; null before the first.</summary>
     public string? AppliedHash => Volatile.Read(ref _applied)?.Hash;
+
+    /// <summary>Bytes the current session's receive buffer holds (0 before the first session).</summary>
+    internal int ReceiveBufferBytes => Volatile.Read(ref _received)?.Capacity ?? 0;
 
     /// <summary>How many times the WebSocket upgrade succeeded.</summary>
     public long ConnectCount => Interlocked.Read(ref _connectCount);
@@ -220,7 +223,8 @@ internal sealed partial class ControlPlaneClient : IAsyncDisposable
     /// </remarks>
     private async Task ReceiveLoopAsync(ClientWebSocket ws, CancellationTokenSource session, Action accepted, CancellationToken stopping)
     {
-        var buffer = new ArrayBufferWriter<byte>(4096);
+        using var buffer = new FrameBuffer();
+        Volatile.Write(ref _received, buffer);
         while (true)
         {
             // Any frame (config, heartbeat) proves the CP alive; CancelAfter re-arms the same timer each time.
@@ -241,7 +245,12 @@ internal sealed partial class ControlPlaneClient : IAsyncDisposable
             }
 
             session.CancelAfter(Timeout.InfiniteTimeSpan);
-            if (!ControlPlaneCodec.TryParse(buffer.WrittenSpan, out var message, out var error))
+
+            // Cleared once parsed, so the array a large config needed goes back now rather than when the next frame
+            // (a heartbeat interval later) arrives. The message holds no reference to the buffer.
+            bool parsed = ControlPlaneCodec.TryParse(buffer.WrittenSpan, out var message, out var error);
+            buffer.Clear();
+            if (!parsed)
             {
                 LogBadFrame(_logger, error ?? "unknown");
                 continue;
@@ -324,12 +333,12 @@ internal sealed partial class ControlPlaneClient : IAsyncDisposable
     }
 
     /// <summary>Reads one whole message into <paramref name="buffer"/>; false when the peer closed.</summary>
-    private static async ValueTask<bool> ReceiveFrameAsync(WebSocket ws, ArrayBufferWriter<byte> buffer, CancellationToken ct)
+    private static async ValueTask<bool> ReceiveFrameAsync(WebSocket ws, FrameBuffer buffer, CancellationToken ct)
     {
-        buffer.ResetWrittenCount();
+        buffer.Clear();
         while (true)
         {
-            var result = await ws.ReceiveAsync(buffer.GetMemory(16 * 1024), ct).ConfigureAwait(false);
+            var result = await ws.ReceiveAsync(buffer.GetFree(), ct).ConfigureAwait(false);
             if (result.MessageType == WebSocketMessageType.Close)
             {
                 return false;

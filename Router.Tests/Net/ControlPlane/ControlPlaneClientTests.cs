@@ -1,5 +1,6 @@
 using NUnit.Framework;
 using Router.Core.Configuration;
+using Router.Core.ControlPlane;
 using Router.Net.ControlPlane;
 using Router.Tests.ControlPlane;
 
@@ -213,6 +214,37 @@ public sealed class ControlPlaneClientTests
         Assert.That(client.ConnectCount, Is.Zero);
         Assert.That(sink.ApplyCount, Is.Zero);
         Assert.That(cp.Fleet.Snapshot(), Is.Empty);
+    }
+
+    [Test]
+    public async Task Router_AfterALargeConfigFrame_HoldsOnlyTheSmallReceiveBuffer()
+    {
+        using var dir = new TempDir();
+        await using var cp = await TestControlPlane.StartAsync(dir.Path);
+        var sink = new FakeConfigSink();
+        await using var client = new ControlPlaneClient(Options(cp, "node-a", null), sink);
+        client.Start();
+        await cp.WaitForFleetAsync(f => f.Count == 1 && f[0].Connected, "router connected");
+
+        // Two thousand routes: a config frame of well over 100 KiB, far beyond the small buffer.
+        var routes = new System.Text.StringBuilder();
+        for (int i = 0; i < 2000; i++)
+        {
+            routes.Append(i == 0 ? "" : ",").Append($$"""{ "id": "route-{{i}}", "match": { "pathPrefix": "/service-{{i}}/" }, "cluster": "c" }""");
+        }
+
+        string json = $$"""{ "routes": [ {{routes}} ], "clusters": [ { "id": "c", "destinations": [ { "address": "127.0.0.1:9001" } ] } ] }""";
+        var applied = sink.NextApplyAsync();
+        var (version, _) = await cp.PutValidConfigAsync(json);
+        var result = await applied;
+        await cp.WaitForFleetAsync(f => f[0].AppliedVersion == version, "the router acked");
+
+        Assert.Multiple(() =>
+        {
+            Assert.That(result.Applied, Is.True);
+            Assert.That(sink.LastJson!.Length, Is.GreaterThan(100_000), "the whole frame was read");
+            Assert.That(client.ReceiveBufferBytes, Is.EqualTo(FrameBuffer.SmallSize), "the router no longer holds the array the large config needed");
+        });
     }
 
     [Test]

@@ -1,16 +1,17 @@
 using System.Buffers;
 
-namespace Router.ControlPlane.Hub;
+namespace Router.Core.ControlPlane;
 
 /// <summary>
-/// A router session's receive buffer: a small array of its own for the usual frames (hello, ack, heartbeat) and, for a
-/// larger frame, an array rented from the shared pool that goes back as soon as the frame has been read
-/// (<see cref="Clear"/>). A session lasts as long as its router stays connected; a buffer that only grew would hold
-/// the largest frame that router ever sent (up to the 16 MiB frame limit) for all that time.
+/// A control-plane connection's receive buffer, on either side (the hub's router session, the router's client): a
+/// small array of its own for the usual frames (hello, ack, heartbeat) and, for a larger frame (a nack, a config), an
+/// array rented from the shared pool that goes back as soon as the frame has been read (<see cref="Clear"/>). A
+/// connection lasts as long as the router stays connected; a buffer that only grew would hold the largest frame ever
+/// received (up to the 16 MiB frame limit) for all that time.
 /// </summary>
 internal sealed class FrameBuffer : IDisposable
 {
-    /// <summary>The size a session holds between frames.</summary>
+    /// <summary>The size a connection holds between frames.</summary>
     public const int SmallSize = 4096;
 
     // Grow when less than this is free, so a large frame is not received a few bytes at a time.

@@ -34,6 +34,7 @@ internal sealed partial class AdminServer : IConnectionHandler, IAsyncDisposable
     private readonly HttpLimits _limits;
     private int _open;
     private int _refusing;
+    private long _refused;
 
     public AdminServer(IPEndPoint endPoint, RouterHost host, ILogger logger)
     {
@@ -47,11 +48,19 @@ internal sealed partial class AdminServer : IConnectionHandler, IAsyncDisposable
 
     public void Start() => _listener.Start();
 
+    /// <summary>Connections turned away for being over <see cref="MaxConnections"/> (for metrics).</summary>
+    public long Refused => Interlocked.Read(ref _refused);
+
+    /// <summary>Admin connections being served now.</summary>
+    // _open briefly counts an over-cap connection before it is turned away; the gauge shows only those served.
+    public int OpenConnections => Math.Min(Volatile.Read(ref _open), MaxConnections);
+
     public void OnConnection(Socket socket)
     {
         if (Interlocked.Increment(ref _open) > MaxConnections)
         {
             Interlocked.Decrement(ref _open);
+            Interlocked.Increment(ref _refused);
             _ = RefuseAsync(socket);
             return;
         }

@@ -152,6 +152,7 @@ internal sealed class RouterHost : IAsyncDisposable
         if (_options.Admin is not null)
         {
             _admin = new AdminServer(_options.Admin, this, _loggerFactory.CreateLogger("Router.Listener"));
+            Metrics.AddAdmin(_admin);
             _admin.Start();
         }
 

@@ -64,6 +64,13 @@ internal sealed class RouterMetrics : IDisposable
         _meter.CreateObservableCounter("router_tls_handshakes_refused_total", () => certificates.Gate.Refused, description: "New TLS connections closed at once for being over the concurrent-handshake limit.");
     }
 
+    /// <summary>Adds the admin listener's open connections and the ones it refused over its cap.</summary>
+    public void AddAdmin(Admin.AdminServer admin)
+    {
+        _meter.CreateObservableGauge("router_admin_connections", () => (long)admin.OpenConnections, description: "Open admin connections being served.");
+        _meter.CreateObservableCounter("router_admin_connections_refused_total", () => admin.Refused, description: "Admin connections answered 503 and closed for being over the admin connection cap.");
+    }
+
     private static IEnumerable<Measurement<long>> ObserveHandshakes(Tls.ListenerCertificates certificates)
     {
         foreach (var listener in certificates.Listeners)

@@ -542,6 +542,17 @@ public sealed partial class OperabilityAuditTests
                 Assert.That((health.StatusCode, health.Header("Connection")), Is.EqualTo((200, (string?)null)));
             }
 
+            // The scrape, on a connection within the cap, counts the four turned away (three 503s, the silent one).
+            await held[0].SendAsync("GET /metrics HTTP/1.1\r\nHost: a\r\n\r\n");
+            var metrics = await held[0].ReadResponseAsync();
+            var samples = PrometheusText.Parse(metrics.BodyText);
+            Assert.Multiple(() =>
+            {
+                Assert.That(metrics.StatusCode, Is.EqualTo(200));
+                Assert.That(samples.Value("router_admin_connections_refused_total"), Is.EqualTo(4));
+                Assert.That(samples.Value("router_admin_connections"), Is.EqualTo(Router.Net.Admin.AdminServer.MaxConnections));
+            });
+
             // A few leave: their slots go to new connections.
             for (int i = 0; i < 3; i++)
             {

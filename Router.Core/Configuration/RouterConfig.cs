@@ -250,6 +250,6 @@ public sealed record CircuitBreakerConfig
     /// <summary>Sliding window of the failure ratio. Default 10000 ms.</summary>
     public int WindowMs { get; init; } = 10000;
 
-    /// <summary>Trial requests let through while half-open; all must succeed to close the breaker. Default 1.</summary>
+    /// <summary>Concurrent trial requests let through while half-open; the first to succeed closes the breaker, the first to fail opens it again. Default 1.</summary>
     public int HalfOpenTrials { get; init; } = 1;
 }

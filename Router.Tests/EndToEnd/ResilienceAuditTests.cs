@@ -390,7 +390,7 @@ public sealed class ResilienceAuditTests
     {
         await using var a = await TestUpstream.StartAsync("A");
         await using var b = await TestUpstream.StartAsync("B");
-        var breaker = new CircuitBreakerConfig { ConsecutiveFailures = 1, BreakMs = 60_000, HalfOpenTrials = 1 };
+        var breaker = new CircuitBreakerConfig { ConsecutiveFailures = 1, BreakMs = 1_000, HalfOpenTrials = 1 };
         var config = new RouterConfig
         {
             Routes = [Route("r", "c")],
@@ -400,7 +400,8 @@ public sealed class ResilienceAuditTests
         var breakerA = router.Host.Table.Current!.Clusters[0].Destinations[0].Breaker!;
 
         // A failure reported as of two breaks ago opens A with its break already over: available, one trial slot free.
-        long past = MonotonicClock.NowMs - 120_000;
+        // Two breaks ago, and not before boot: the monotonic clock starts at 0 there, and a CI machine may be fresh.
+        long past = MonotonicClock.NowMs - 2_000;
         breakerA.OnFailure(past, default);
 
         // This thread plays concurrent requests racing for A's one trial slot: it takes the slot and fails the trial

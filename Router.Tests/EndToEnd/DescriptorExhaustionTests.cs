@@ -65,7 +65,8 @@ public sealed class DescriptorExhaustionTests
             // Leave the router 3 descriptors, then connect 20 more clients: the kernel completes every handshake
             // (the backlog), the router can take only a few.
             int open = Directory.GetFiles($"/proc/{router.Pid}/fd").Length;
-            SetDescriptorLimit(router.Pid, open + 3);
+            int limit = open + 3;
+            SetDescriptorLimit(router.Pid, limit);
             for (int i = 0; i < 20; i++)
             {
                 waiting.Add(await RawHttpClient.ConnectAsync(router.EndPoint));
@@ -73,6 +74,11 @@ public sealed class DescriptorExhaustionTests
 
             Assert.That(await Eventually.TrueAsync(() => router.Output.Contains("TooManyOpenSockets", StringComparison.Ordinal), Timeout),
                 Is.True, "the failed accept is logged:\n" + router.Output);
+
+            // While it waits, descriptors are left free for the runtime: it aborts the process ("Out of memory.") when it
+            // must start a thread and cannot open the thread's pipe, as this test once saw happen.
+            Assert.That(await Eventually.TrueAsync(() => limit - Directory.GetFiles($"/proc/{router.Pid}/fd").Length >= 4, Timeout),
+                Is.True, "descriptors left free while out of them");
 
             // Still out of descriptors: the connection already served goes on, over its pooled upstream connection.
             await kept.SendAsync("GET /during HTTP/1.1\r\nHost: t\r\n\r\n");

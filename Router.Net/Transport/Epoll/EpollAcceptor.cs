@@ -46,6 +46,7 @@ internal sealed class EpollAcceptor
         _acceptFailed = acceptFailed;
         _handlerFailed = handlerFailed;
         _retry = new Timer(static state => ((EpollAcceptor)state!).OnRetry(), this, Timeout.Infinite, Timeout.Infinite);
+        DescriptorReserve.TryRestore();
         if (gate is not null)
         {
             _slotFreed = OnSlotFreed;
@@ -97,6 +98,13 @@ internal sealed class EpollAcceptor
         {
             while (Volatile.Read(ref _stopped) == 0)
             {
+                if (!DescriptorReserve.IsWhole)
+                {
+                    // Out of descriptors a moment ago: the retry takes the reserve back before anything is accepted.
+                    RetryLater(error: null);
+                    return;
+                }
+
                 if (_gate is not null && !_gate.TryEnter())
                 {
                     // At the cap: the backlog keeps newcomers. A slot given back after this flag is set drains again;
@@ -144,7 +152,13 @@ internal sealed class EpollAcceptor
                     if (errno != EpollNative.EAGAIN)
                     {
                         // Out of descriptors or memory (EMFILE, ENFILE, ENOBUFS): the connection stays in the backlog;
-                        // try again in a moment rather than at every newcomer's edge.
+                        // try again in a moment rather than at every newcomer's edge. Meanwhile the runtime gets the
+                        // reserve, in case it must start a thread.
+                        if (errno is EpollNative.EMFILE or EpollNative.ENFILE)
+                        {
+                            DescriptorReserve.Release();
+                        }
+
                         RetryLater(EpollNative.ToSocketError(errno));
                     }
 
@@ -205,6 +219,15 @@ internal sealed class EpollAcceptor
     private void OnRetry()
     {
         Volatile.Write(ref _retrying, 0);
+
+        // Accept only once the reserve is whole again: still out of descriptors, wait another moment.
+        if (!DescriptorReserve.TryRestore())
+        {
+            DescriptorReserve.Release();
+            RetryLater(error: null);
+            return;
+        }
+
         Drain();
     }
 }

@@ -27,6 +27,8 @@ internal static unsafe partial class EpollNative
     public const int MsgDontWait = 0x40;
 
     public const int EINTR = 4;
+    public const int ENFILE = 23;
+    public const int EMFILE = 24;
     public const int EAGAIN = 11;
     public const int EPROTO = 71;
     public const int ECONNABORTED = 103;

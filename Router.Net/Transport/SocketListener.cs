@@ -100,8 +100,25 @@ internal sealed partial class SocketListener : IAsyncDisposable
         }
         else
         {
+            DescriptorReserve.TryRestore();
             _acceptTask = AcceptLoopAsync();
         }
+    }
+
+    /// <summary>Every 50 ms, takes the descriptor reserve back; returns once it is whole (or the listener stops).</summary>
+    private async Task WaitForReserveAsync()
+    {
+        do
+        {
+            await Task.Delay(50).ConfigureAwait(false);
+            if (DescriptorReserve.TryRestore())
+            {
+                return;
+            }
+
+            DescriptorReserve.Release();
+        }
+        while (Volatile.Read(ref _stopped) == 0);
     }
 
     private async Task AcceptLoopAsync()
@@ -119,6 +136,12 @@ internal sealed partial class SocketListener : IAsyncDisposable
                 {
                     break;
                 }
+            }
+
+            if (!DescriptorReserve.IsWhole)
+            {
+                // Out of descriptors a moment ago (here or on another listener): take the reserve back first.
+                await WaitForReserveAsync().ConfigureAwait(false);
             }
 
             Socket accepted;
@@ -142,7 +165,13 @@ internal sealed partial class SocketListener : IAsyncDisposable
                 // connection stays in the backlog and the next accept would fail at once: pause rather than spin.
                 _gate?.Release();
                 LogAcceptFailed(_logger, EndPoint, ex.SocketErrorCode);
-                if (ex.SocketErrorCode is SocketError.TooManyOpenSockets or SocketError.NoBufferSpaceAvailable)
+                if (ex.SocketErrorCode is SocketError.TooManyOpenSockets)
+                {
+                    // The runtime gets the reserve while we wait (DescriptorReserve says why).
+                    DescriptorReserve.Release();
+                    await WaitForReserveAsync().ConfigureAwait(false);
+                }
+                else if (ex.SocketErrorCode is SocketError.NoBufferSpaceAvailable)
                 {
                     await Task.Delay(50).ConfigureAwait(false);
                 }

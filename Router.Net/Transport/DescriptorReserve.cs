@@ -1,27 +1,35 @@
 using Microsoft.Win32.SafeHandles;
 
-namespace Router.Net.Transport.Epoll;
+namespace Router.Net.Transport;
 
 /// <summary>
 /// A few descriptors held in reserve for the .NET runtime. Out of descriptors, the runtime aborts the process
 /// ("Out of memory.") if it has to start a thread then: it opens a pipe for every thread. So accepting gives the reserve
 /// back the moment accept4 fails for want of descriptors, and takes it again before it accepts once more: while the
-/// router is out, the runtime always finds a few free. Process-wide, like the limit.
+/// router is out, the runtime always finds a few free. Process-wide, like the limit. Linux only (elsewhere it is always
+/// whole and holds nothing).
 /// </summary>
 internal static class DescriptorReserve
 {
     private const int Count = 8;
+
+    private static readonly bool Enabled = OperatingSystem.IsLinux();
 
     private static readonly Lock Gate = new();
     private static readonly SafeFileHandle?[] Held = new SafeFileHandle?[Count];
     private static int s_held;
 
     /// <summary>The reserve is held: accepting may go on. While it is not, nothing accepts, or the accepts would take it.</summary>
-    public static bool IsWhole => Volatile.Read(ref s_held) == Count;
+    public static bool IsWhole => !Enabled || Volatile.Read(ref s_held) == Count;
 
     /// <summary>Opens what is missing of the reserve; false when the process is still out of descriptors.</summary>
     public static bool TryRestore()
     {
+        if (!Enabled)
+        {
+            return true;
+        }
+
         lock (Gate)
         {
             while (s_held < Count)

@@ -22,7 +22,10 @@ internal static class DescriptorReserve
     /// <summary>The reserve is held: accepting may go on. While it is not, nothing accepts, or the accepts would take it.</summary>
     public static bool IsWhole => !Enabled || Volatile.Read(ref s_held) == Count;
 
-    /// <summary>Opens what is missing of the reserve; false when the process is still out of descriptors.</summary>
+    /// <summary>
+    /// Opens what is missing of the reserve. False when the process is still out of descriptors: then what it could
+    /// open is closed again, so a reserve is either whole or wholly given back.
+    /// </summary>
     public static bool TryRestore()
     {
         if (!Enabled)
@@ -38,12 +41,9 @@ internal static class DescriptorReserve
                 {
                     Held[s_held] = File.OpenHandle("/dev/null", FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
                 }
-                catch (IOException)
+                catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
                 {
-                    return false;
-                }
-                catch (UnauthorizedAccessException)
-                {
+                    ReleaseHeld();
                     return false;
                 }
 
@@ -59,13 +59,18 @@ internal static class DescriptorReserve
     {
         lock (Gate)
         {
-            while (s_held > 0)
-            {
-                int last = s_held - 1;
-                Volatile.Write(ref s_held, last);
-                Held[last]!.Dispose();
-                Held[last] = null;
-            }
+            ReleaseHeld();
+        }
+    }
+
+    private static void ReleaseHeld()
+    {
+        while (s_held > 0)
+        {
+            int last = s_held - 1;
+            Volatile.Write(ref s_held, last);
+            Held[last]!.Dispose();
+            Held[last] = null;
         }
     }
 }

@@ -115,8 +115,6 @@ internal sealed partial class SocketListener : IAsyncDisposable
             {
                 return;
             }
-
-            DescriptorReserve.Release();
         }
         while (Volatile.Read(ref _stopped) == 0);
     }

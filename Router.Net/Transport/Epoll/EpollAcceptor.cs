@@ -223,7 +223,6 @@ internal sealed class EpollAcceptor
         // Accept only once the reserve is whole again: still out of descriptors, wait another moment.
         if (!DescriptorReserve.TryRestore())
         {
-            DescriptorReserve.Release();
             RetryLater(error: null);
             return;
         }

@@ -1,4 +1,3 @@
-using System.Buffers;
 using Router.Net.Transport;
 
 namespace Router.Net.Http1;
@@ -13,18 +12,7 @@ internal static class HeaderSlots
 
     private static readonly ArrayShelf<HeaderField> Shelf = new(Initial);
 
-    public static HeaderField[] Rent(int minimumLength) =>
-        minimumLength <= Initial ? Shelf.Rent() : ArrayPool<HeaderField>.Shared.Rent(minimumLength);
+    public static HeaderField[] Rent(int minimumLength) => Shelf.Rent(minimumLength);
 
-    public static void Return(HeaderField[] array)
-    {
-        if (array.Length == Initial)
-        {
-            Shelf.Return(array);
-        }
-        else
-        {
-            ArrayPool<HeaderField>.Shared.Return(array);
-        }
-    }
+    public static void Return(HeaderField[] array) => Shelf.ReturnAny(array);
 }

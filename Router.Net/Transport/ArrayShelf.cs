@@ -54,6 +54,24 @@ internal sealed class ArrayShelf<T>
         return _shared.Get();
     }
 
+    /// <summary>An array of at least <paramref name="minimumLength"/>: from this shelf when it fits, else from ArrayPool.Shared.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public T[] Rent(int minimumLength) => minimumLength <= Length ? Rent() : ArrayPool<T>.Shared.Rent(minimumLength);
+
+    /// <summary>Puts back an array from <see cref="Rent(int)"/>, by its length: this shelf's, or ArrayPool.Shared's.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void ReturnAny(T[] array)
+    {
+        if (array.Length == Length)
+        {
+            Return(array);
+        }
+        else
+        {
+            ArrayPool<T>.Shared.Return(array);
+        }
+    }
+
     /// <summary>Puts back an array of exactly <see cref="Length"/>.</summary>
     public void Return(T[] array)
     {
@@ -124,25 +142,18 @@ internal static class PooledBytes
 
     /// <summary>An array of at least <paramref name="minimumLength"/> bytes.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static byte[] Rent(int minimumLength) =>
-        minimumLength <= 2048 ? Small.Rent()
-        : minimumLength <= 4096 ? Medium.Rent()
-        : ArrayPool<byte>.Shared.Rent(minimumLength);
+    public static byte[] Rent(int minimumLength) => minimumLength <= Small.Length ? Small.Rent() : Medium.Rent(minimumLength);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Return(byte[] array)
     {
-        switch (array.Length)
+        if (array.Length == Small.Length)
         {
-            case 2048:
-                Small.Return(array);
-                break;
-            case 4096:
-                Medium.Return(array);
-                break;
-            default:
-                ArrayPool<byte>.Shared.Return(array);
-                break;
+            Small.Return(array);
+        }
+        else
+        {
+            Medium.ReturnAny(array);
         }
     }
 }

@@ -15,13 +15,7 @@ internal static unsafe partial class DescriptorLimit
     /// <summary>Raises the soft limit to the hard one; returns the soft limit now in force, or null where unknown.</summary>
     public static long? Raise()
     {
-        if (!OperatingSystem.IsLinux())
-        {
-            return null;
-        }
-
-        RLimit limit;
-        if (GetRLimit(RlimitNofile, &limit) != 0)
+        if (!TryGet(out var limit))
         {
             return null;
         }
@@ -35,25 +29,27 @@ internal static unsafe partial class DescriptorLimit
             }
         }
 
-        return limit.Current > long.MaxValue ? long.MaxValue : (long)limit.Current;
+        return Soft(limit);
     }
 
     /// <summary>The soft limit on open descriptors now in force, or null where unknown.</summary>
-    public static long? Current()
+    public static long? Current() => TryGet(out var limit) ? Soft(limit) : null;
+
+    private static bool TryGet(out RLimit limit)
     {
+        limit = default;
         if (!OperatingSystem.IsLinux())
         {
-            return null;
+            return false;
         }
 
-        RLimit limit;
-        if (GetRLimit(RlimitNofile, &limit) != 0)
+        fixed (RLimit* read = &limit)
         {
-            return null;
+            return GetRLimit(RlimitNofile, read) == 0;
         }
-
-        return limit.Current > long.MaxValue ? long.MaxValue : (long)limit.Current;
     }
+
+    private static long Soft(RLimit limit) => limit.Current > long.MaxValue ? long.MaxValue : (long)limit.Current;
 
     [LibraryImport("libc", EntryPoint = "getrlimit", SetLastError = true)]
     private static partial int GetRLimit(int resource, RLimit* limit);

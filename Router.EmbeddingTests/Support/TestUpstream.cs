@@ -13,6 +13,7 @@ internal sealed class TestUpstream : IAsyncDisposable
     private readonly TcpListener _listener;
     private readonly byte[] _response;
     private readonly Task _accepting;
+    private readonly CancellationTokenSource _stopping = new();
     private TaskCompletionSource _received = NewSignal();
     private TaskCompletionSource _release = NewSignal();
 
@@ -38,8 +39,13 @@ internal sealed class TestUpstream : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         Release();
+
+        // Say so before the listener stops: the accept loop may be between an accept and the next one, and then its
+        // next AcceptSocketAsync throws InvalidOperationException ("Not listening") rather than a socket error.
+        await _stopping.CancelAsync();
         _listener.Stop();
         await _accepting;
+        _stopping.Dispose();
     }
 
     private static TaskCompletionSource NewSignal() => new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -51,10 +57,11 @@ internal sealed class TestUpstream : IAsyncDisposable
             Socket socket;
             try
             {
-                socket = await _listener.AcceptSocketAsync();
+                socket = await _listener.AcceptSocketAsync(_stopping.Token);
             }
-            catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
+            catch (Exception) when (_stopping.IsCancellationRequested)
             {
+                // Disposed: whatever the stopped listener threw (cancelled, aborted, disposed, not listening) ends the loop.
                 return;
             }
 

@@ -58,6 +58,7 @@ internal sealed class HelloUpstream : IAsyncDisposable
     private readonly TcpListener _listener;
     private readonly byte[] _response;
     private readonly Task _accepting;
+    private readonly CancellationTokenSource _stopping = new();
 
     private HelloUpstream(string text)
     {
@@ -74,8 +75,11 @@ internal sealed class HelloUpstream : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        // Cancel first: a loop between two accepts would otherwise meet a stopped listener ("Not listening").
+        await _stopping.CancelAsync().ConfigureAwait(false);
         _listener.Stop();
         await _accepting.ConfigureAwait(false);
+        _stopping.Dispose();
     }
 
     private async Task AcceptAsync()
@@ -85,9 +89,9 @@ internal sealed class HelloUpstream : IAsyncDisposable
             Socket socket;
             try
             {
-                socket = await _listener.AcceptSocketAsync().ConfigureAwait(false);
+                socket = await _listener.AcceptSocketAsync(_stopping.Token).ConfigureAwait(false);
             }
-            catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
+            catch (Exception) when (_stopping.IsCancellationRequested)
             {
                 return;
             }

@@ -103,8 +103,11 @@ public sealed class EmbeddingAuditTests
         using var taken = new TcpListener(IPAddress.Loopback, 0);
         taken.Start();
         var takenEndPoint = (IPEndPoint)taken.LocalEndpoint;
-        int adminPort = FreePort();
-        var options = new RouterServerOptions { Listen = { takenEndPoint }, Admin = new IPEndPoint(IPAddress.Loopback, adminPort) }
+
+        // Admin on port 0, not on a port picked free beforehand: a port let go before the router binds it can be
+        // taken by any other socket meanwhile. The admin listener binds before the proxy listeners and keeps its
+        // address in State after the failed start.
+        var options = new RouterServerOptions { Listen = { takenEndPoint }, Admin = new IPEndPoint(IPAddress.Loopback, 0) }
             .AddSource(new InMemoryConfigSource(Configs.RouteEverythingTo(_a.EndPoint)));
         await using var router = new RouterServer(options);
 
@@ -112,7 +115,10 @@ public sealed class EmbeddingAuditTests
 
         Assert.That(ex!.Message, Does.Contain(takenEndPoint.ToString()));
         Assert.That(router.State.IsRunning, Is.False);
-        using var admin = new TcpListener(IPAddress.Loopback, adminPort);
+        var adminEndPoint = router.State.AdminEndPoint;
+        Assert.That(adminEndPoint, Is.Not.Null, "the admin listener was bound before the proxy listener failed");
+        Assert.That(adminEndPoint!.Port, Is.Not.Zero);
+        using var admin = new TcpListener(adminEndPoint);
         Assert.DoesNotThrow(() => admin.Start(), "the admin port is free once StartAsync has thrown");
     }
 
@@ -276,13 +282,6 @@ public sealed class EmbeddingAuditTests
     }
 
     private static int OpenDescriptors() => Directory.GetFiles("/proc/self/fd").Length;
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
 
     private static async Task<string> GetAsync(IPEndPoint endPoint)
     {

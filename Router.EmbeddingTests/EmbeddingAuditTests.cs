@@ -153,6 +153,9 @@ public sealed class EmbeddingAuditTests
         var first = Task.Run(() => router.Apply(limited));
         await gate.Held.WaitAsync(TimeSpan.FromSeconds(10));
         var second = Task.Run(() => router.Apply(unlimited));
+
+        // Best effort, not a condition: give B the time to reach the applier while A is held. Either order must end
+        // with B's config and limits live, so a slow B only makes this run a weaker test, never a failing one.
         await Task.WhenAny(second, Task.Delay(500));
         gate.Release();
         await Task.WhenAll(first, second);
@@ -163,8 +166,11 @@ public sealed class EmbeddingAuditTests
         var received = _a.RequestReceived;
         var one = GetStatusAsync(router.State.ListenEndPoints[0]);
         await received;
+        var twoReceived = _a.RequestReceived;
         var two = GetStatusAsync(router.State.ListenEndPoints[0]);
-        await Task.WhenAny(two, Task.Delay(1000));
+
+        // Shed at once (a global limit of 1 in force) or at the upstream beside the first: no clock decides which.
+        await Task.WhenAny(two, twoReceived).WaitAsync(TimeSpan.FromSeconds(20));
         _a.Release();
         Assert.That(await one, Is.EqualTo(HttpStatusCode.OK));
         Assert.That(await two, Is.EqualTo(HttpStatusCode.OK), "the live config has no global limit of 1");

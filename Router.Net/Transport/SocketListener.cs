@@ -105,18 +105,14 @@ internal sealed partial class SocketListener : IAsyncDisposable
         }
     }
 
-    /// <summary>Every 50 ms, takes the descriptor reserve back; returns once it is whole (or the listener stops).</summary>
+    /// <summary>Returns once the descriptor reserve is whole again (its timer takes it back), checking every 50 ms, or the listener stops.</summary>
     private async Task WaitForReserveAsync()
     {
         do
         {
             await Task.Delay(50).ConfigureAwait(false);
-            if (DescriptorReserve.TryRestore())
-            {
-                return;
-            }
         }
-        while (Volatile.Read(ref _stopped) == 0);
+        while (!DescriptorReserve.IsWhole && Volatile.Read(ref _stopped) == 0);
     }
 
     private async Task AcceptLoopAsync()
@@ -138,7 +134,7 @@ internal sealed partial class SocketListener : IAsyncDisposable
 
             if (!DescriptorReserve.IsWhole)
             {
-                // Out of descriptors a moment ago (here or on another listener): take the reserve back first.
+                // Out of descriptors a moment ago (an accept, an upstream connect, anything): wait for the reserve.
                 await WaitForReserveAsync().ConfigureAwait(false);
             }
 
@@ -175,6 +171,15 @@ internal sealed partial class SocketListener : IAsyncDisposable
                 }
 
                 continue;
+            }
+
+            if (!DescriptorReserve.HasHeadroom())
+            {
+                // This accept took the last descriptors. Give the runtime the reserve now, before this connection's
+                // continuations may need a thread (the next accept would fail only after them); serve the connection,
+                // and accept again once the reserve is back.
+                DescriptorReserve.Release();
+                LogOutOfDescriptors(_logger, EndPoint, SocketError.TooManyOpenSockets);
             }
 
             try
@@ -218,4 +223,7 @@ internal sealed partial class SocketListener : IAsyncDisposable
 
     [LoggerMessage(EventId = 101, Level = LogLevel.Error, Message = "Connection handler failed")]
     private static partial void LogHandlerFailed(ILogger logger, Exception ex);
+
+    [LoggerMessage(EventId = 102, Level = LogLevel.Warning, Message = "Accepting on {EndPoint} pauses: {Error} (the last descriptors were taken)")]
+    private static partial void LogOutOfDescriptors(ILogger logger, IPEndPoint endPoint, SocketError error);
 }

@@ -100,7 +100,8 @@ internal sealed class EpollAcceptor
             {
                 if (!DescriptorReserve.IsWhole)
                 {
-                    // Out of descriptors a moment ago: the retry takes the reserve back before anything is accepted.
+                    // Out of descriptors a moment ago (here, on another listener, an upstream connect): nothing is
+                    // accepted until the reserve is back, or the accepts would take it.
                     RetryLater(error: null);
                     return;
                 }
@@ -220,8 +221,8 @@ internal sealed class EpollAcceptor
     {
         Volatile.Write(ref _retrying, 0);
 
-        // Accept only once the reserve is whole again: still out of descriptors, wait another moment.
-        if (!DescriptorReserve.TryRestore())
+        // Accept only once the reserve is whole again (its timer takes it back): still out, wait another moment.
+        if (!DescriptorReserve.IsWhole)
         {
             RetryLater(error: null);
             return;

@@ -137,18 +137,21 @@ internal sealed class UpstreamPool
             return await ConnectOnLoopAsync(ip, timeoutMs).ConfigureAwait(false);
         }
 
-        var socket = endPoint is DnsEndPoint
-            ? new Socket(SocketType.Stream, ProtocolType.Tcp)
-            : new Socket(endPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
-        socket.NoDelay = true;
+        Socket? socket = null;
         using var timeout = new CancellationTokenSource(timeoutMs);
         try
         {
+            // Made inside the try: out of descriptors, the socket itself fails (EMFILE), and that is a failed connect
+            // (502) like the epoll path's, not an exception that ends the client connection unanswered.
+            socket = endPoint is DnsEndPoint
+                ? new Socket(SocketType.Stream, ProtocolType.Tcp)
+                : new Socket(endPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+            socket.NoDelay = true;
             await socket.ConnectAsync(endPoint, timeout.Token).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is OperationCanceledException or SocketException)
         {
-            socket.Dispose();
+            socket?.Dispose();
             throw ConnectFailed(ex);
         }
 

@@ -151,9 +151,20 @@ internal sealed partial class ActiveHealthProber : IAsyncDisposable
     {
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
         timeout.CancelAfter(timeoutMs);
-        using Socket socket = endpoint is IPEndPoint ip
-            ? new Socket(ip.AddressFamily, SocketType.Stream, ProtocolType.Tcp)
-            : new Socket(SocketType.Stream, ProtocolType.Tcp);
+        Socket socket;
+        try
+        {
+            socket = endpoint is IPEndPoint ip
+                ? new Socket(ip.AddressFamily, SocketType.Stream, ProtocolType.Tcp)
+                : new Socket(SocketType.Stream, ProtocolType.Tcp);
+        }
+        catch (SocketException e)
+        {
+            // Out of descriptors (EMFILE): no probe this time. Thrown, it ended the destination's probe loop for good.
+            return new ProbeResult(ProbeOutcome.ConnectFailed, 0, e.SocketErrorCode);
+        }
+
+        using var owned = socket;
         socket.NoDelay = true;
         try
         {
@@ -292,9 +303,14 @@ internal sealed partial class ActiveHealthProber : IAsyncDisposable
                 ProbeResult result = await ProbeOnceAsync(
                     target.EndPoint, request, buffer, target.TimeoutMs, target.ExpectedMin, target.ExpectedMax, cancellationToken, target.Tls).ConfigureAwait(false);
 
-                // A probe cut short by Unwatch says nothing about the destination.
+                // A probe cut short by Unwatch says nothing about the destination, nor one that found this process
+                // out of descriptors.
                 cancellationToken.ThrowIfCancellationRequested();
-                Report(destination, target, result);
+                if (result.SocketError != SocketError.TooManyOpenSockets)
+                {
+                    Report(destination, target, result);
+                }
+
                 await Task.Delay(Jitter(target.IntervalMs), cancellationToken).ConfigureAwait(false);
             }
         }

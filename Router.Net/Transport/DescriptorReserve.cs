@@ -1,3 +1,4 @@
+using System.Net.Sockets;
 using System.Runtime.InteropServices;
 
 namespace Router.Net.Transport;
@@ -5,10 +6,16 @@ namespace Router.Net.Transport;
 /// <summary>
 /// A few descriptors held in reserve for the .NET runtime. Out of descriptors, the runtime aborts the process
 /// ("Out of memory.") if it has to start a thread then: every thread opens a pipe (two descriptors) as it starts. So
-/// the reserve is given back the moment accepting finds the process out, accepting pauses while it is out, and a timer
-/// takes it back once descriptors are free again. Process-wide, like the limit. Linux only (elsewhere it is always
-/// whole and holds nothing).
+/// the reserve is given back the moment the process runs out, whoever finds it out (an accept, an upstream connect, a
+/// health probe, the control-plane client), accepting pauses while it is out, and a timer takes it back once
+/// descriptors are free again. Process-wide, like the limit. Linux only (elsewhere it is always whole and holds nothing).
 /// </summary>
+/// <remarks>
+/// Out of descriptors is seen in one place for every runtime socket: a first-chance handler for
+/// <see cref="SocketException"/> with <see cref="SocketError.TooManyOpenSockets"/> (EMFILE, ENFILE), which the
+/// runtime throws when it cannot make a socket, including inside HttpClient and ClientWebSocket, and which the epoll
+/// transport's own socket() throws too. Exceptions are already the slow path there; the handler is one type test.
+/// </remarks>
 internal static partial class DescriptorReserve
 {
     private const int Count = 8;
@@ -38,6 +45,13 @@ internal static partial class DescriptorReserve
         if (Enabled)
         {
             Restorer = new Timer(static _ => OnRestoreDue(), null, Timeout.Infinite, Timeout.Infinite);
+            AppDomain.CurrentDomain.FirstChanceException += static (_, e) =>
+            {
+                if (e.Exception is SocketException { SocketErrorCode: SocketError.TooManyOpenSockets })
+                {
+                    Release();
+                }
+            };
         }
     }
 

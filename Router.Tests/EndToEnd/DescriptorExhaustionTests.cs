@@ -8,8 +8,9 @@ namespace Router.Tests.EndToEnd;
 
 /// <summary>
 /// The router process and its descriptor limit: raised to the hard limit at start, and what happens when it runs out
-/// anyway (its soft RLIMIT_NOFILE lowered under it with prlimit): accepting fails and is logged (then pauses briefly
-/// instead of spinning), connections it already serves keep working, and accepting resumes once descriptors free up.
+/// anyway (its soft RLIMIT_NOFILE lowered under it with prlimit): accepting, or an upstream connect, finds it out and
+/// the runtime gets the descriptor reserve (it must never be left without a descriptor for a thread), accepting pauses
+/// instead of spinning, connections it already serves keep working, and all resumes once descriptors free up.
 /// </summary>
 public sealed class DescriptorExhaustionTests
 {
@@ -24,8 +25,7 @@ public sealed class DescriptorExhaustionTests
         // Started with a soft limit of 256 under a hard one of 1024: the default 10,000 connections do not fit either.
         await using var router = await RouterProcess.StartProxyingAsync(upstream.Address, launcher: ["/usr/bin/prlimit", "--nofile=256:1024"]);
 
-        var limits = File.ReadLines($"/proc/{router.Pid}/limits").First(line => line.StartsWith("Max open files", StringComparison.Ordinal))
-            .Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        var limits = DescriptorLimits(router.Pid);
         Assert.Multiple(() =>
         {
             Assert.That(limits[3], Is.EqualTo("1024"), "soft limit");
@@ -127,6 +127,102 @@ public sealed class DescriptorExhaustionTests
         }
     }
 
+    /// <remarks>
+    /// Out of descriptors with no accept failing: the client connection is already served when the limit drops to what
+    /// the process has open, so the first to find out is the upstream connect's socket() (the epoll transport's own,
+    /// or the runtime's). The client gets a 502 (the runtime's socket threw past the request before, and the client
+    /// got no answer); the runtime gets the reserve (before, nothing gave it back and no descriptor was left free, so
+    /// any thread the runtime started aborted the process); and once descriptors are free again the reserve comes back
+    /// on its own and accepting resumes.
+    /// </remarks>
+    [TestCase("epoll")]
+    [TestCase("sockets")]
+    public async Task OutOfDescriptors_AnUpstreamConnectFails_TheClientGets502_DescriptorsStayFree_AndRequestsSucceedOnceTheLimitIsRaised(string transport)
+    {
+        RequirePrlimit();
+        if (transport == "epoll" && RuntimeInformation.ProcessArchitecture != Architecture.X64)
+        {
+            Assert.Ignore("the epoll transport runs on Linux x64 only");
+        }
+
+        await using var upstream = await TestUpstream.StartAsync("T");
+        var dir = Directory.CreateTempSubdirectory("router-descriptors-");
+        RouterProcess? started = null;
+        try
+        {
+            // /app and /warm go to the same upstream through two clusters, so two pools: /warm loads and runs the
+            // forwarding code (a first request loads assemblies, which takes descriptors too) and leaves /app's pool
+            // empty. Anything else is a 404 the router answers itself.
+            var config = Path.Combine(dir.FullName, "router.json");
+            await File.WriteAllTextAsync(config, System.Text.Json.JsonSerializer.Serialize(new
+            {
+                routes = new[]
+                {
+                    new { id = "app", match = new { pathPrefix = "/app" }, cluster = "c" },
+                    new { id = "warm", match = new { pathPrefix = "/warm" }, cluster = "w" },
+                },
+                clusters = new[]
+                {
+                    new { id = "c", destinations = new[] { new { address = upstream.Address } } },
+                    new { id = "w", destinations = new[] { new { address = upstream.Address } } },
+                },
+            }));
+            var environment = new Dictionary<string, string> { ["ROUTER_TRANSPORT"] = transport };
+            await using var router = await RouterProcess.StartAsync(["--config", config], environment: environment);
+            started = router;
+
+            // A kept-alive client the router has accepted and answered, and no upstream connection for /app.
+            using var kept = await RawHttpClient.ConnectAsync(router.EndPoint);
+            await kept.SendAsync("GET /warm HTTP/1.1\r\nHost: t\r\n\r\nGET /elsewhere HTTP/1.1\r\nHost: t\r\n\r\n");
+            Assert.That((await kept.ReadResponseAsync()).BodyText, Is.EqualTo("T GET /warm"));
+            Assert.That((await kept.ReadResponseAsync()).StatusCode, Is.EqualTo(404));
+
+            // Not one descriptor left: the request's upstream connect cannot get a socket.
+            string soft = SoftDescriptorLimit(router.Pid);
+            int limit = Directory.GetFiles($"/proc/{router.Pid}/fd").Length;
+            SetDescriptorLimit(router.Pid, limit);
+            await kept.SendAsync("GET /app/during HTTP/1.1\r\nHost: t\r\n\r\n");
+            using (var answered = new CancellationTokenSource(Timeout))
+            {
+                Assert.That((await kept.ReadResponseAsync(cancellationToken: answered.Token)).StatusCode, Is.EqualTo(502));
+            }
+
+            // The runtime has the reserve: descriptors are free for the threads it may start.
+            Assert.That(await Eventually.TrueAsync(() => limit - Directory.GetFiles($"/proc/{router.Pid}/fd").Length >= 4, Timeout),
+                Is.True, "descriptors left free while out of them");
+            Assert.That(router.HasExited, Is.False, "the router is alive");
+
+            // A newcomer meanwhile, then descriptors free up again: it is served, the kept client's next request goes
+            // through, and so does a later client's (accepted only once the reserve is back).
+            using var waiting = await RawHttpClient.ConnectAsync(router.EndPoint);
+            await waiting.SendAsync("GET /app/waiting HTTP/1.1\r\nHost: t\r\n\r\n");
+            SetDescriptorLimit(router.Pid, int.Parse(soft, CultureInfo.InvariantCulture));
+            using var late = await RawHttpClient.ConnectAsync(router.EndPoint);
+            await late.SendAsync("GET /app/late HTTP/1.1\r\nHost: t\r\n\r\n");
+            await kept.SendAsync("GET /app/after HTTP/1.1\r\nHost: t\r\n\r\n");
+            using var served = new CancellationTokenSource(Timeout);
+            var afterWaiting = await waiting.ReadResponseAsync(cancellationToken: served.Token);
+            var afterLate = await late.ReadResponseAsync(cancellationToken: served.Token);
+            var afterKept = await kept.ReadResponseAsync(cancellationToken: served.Token);
+            Assert.Multiple(() =>
+            {
+                Assert.That(afterWaiting.BodyText, Is.EqualTo("T GET /app/waiting"));
+                Assert.That(afterLate.BodyText, Is.EqualTo("T GET /app/late"));
+                Assert.That(afterKept.BodyText, Is.EqualTo("T GET /app/after"));
+                Assert.That(router.HasExited, Is.False);
+            });
+        }
+        catch (Exception) when (started is not null)
+        {
+            TestContext.Out.WriteLine("router output:\n" + started.Output);
+            throw;
+        }
+        finally
+        {
+            dir.Delete(recursive: true);
+        }
+    }
+
     private static void RequirePrlimit()
     {
         if (!OperatingSystem.IsLinux() || !File.Exists("/usr/bin/prlimit"))
@@ -135,11 +231,16 @@ public sealed class DescriptorExhaustionTests
         }
     }
 
+    private static string[] DescriptorLimits(int pid) =>
+        File.ReadLines($"/proc/{pid}/limits").First(line => line.StartsWith("Max open files", StringComparison.Ordinal))
+            .Split(' ', StringSplitOptions.RemoveEmptyEntries);
+
+    private static string SoftDescriptorLimit(int pid) => DescriptorLimits(pid)[3];
+
     private static void SetDescriptorLimit(int pid, int soft)
     {
-        // The hard limit stays; only the soft one drops (an unprivileged process may do that to its own children).
-        var hard = File.ReadLines($"/proc/{pid}/limits").First(line => line.StartsWith("Max open files", StringComparison.Ordinal))
-            .Split(' ', StringSplitOptions.RemoveEmptyEntries)[4];
+        // The hard limit stays; only the soft one moves (an unprivileged process may do that to its own children).
+        var hard = DescriptorLimits(pid)[4];
         using var prlimit = Process.Start(new ProcessStartInfo("/usr/bin/prlimit", ["--pid", pid.ToString(CultureInfo.InvariantCulture), $"--nofile={soft}:{hard}"])
         {
             RedirectStandardError = true,

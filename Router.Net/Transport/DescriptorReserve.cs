@@ -22,10 +22,13 @@ internal static partial class DescriptorReserve
 
     /// <summary>
     /// Descriptors that must be free beside the reserve for it to be taken back, and that an accept must leave free
-    /// (<see cref="HasHeadroom"/>): one thread's pipe. Without it the reserve would be taken back with nothing else
-    /// free, and the runtime left with none until the next failure gave it back.
+    /// (<see cref="HasHeadroom"/>). A thread start holds up to three at once (strace: its pipe, and the
+    /// /proc/self/task/N/comm its creator names it through), and an accept is checked only once its continuation runs,
+    /// maybe after the runtime started a thread (to run it, say): with four left before the accept, that thread still
+    /// finds its three, and the check then gives the reserve back. Without headroom the reserve would also be taken
+    /// back with nothing else free, and the runtime left with none until the next failure gave it back.
     /// </summary>
-    private const int Headroom = 2;
+    private const int Headroom = 4;
 
     private const int RestoreDelayMs = 50;
 
@@ -105,8 +108,8 @@ internal static partial class DescriptorReserve
 
     /// <summary>
     /// After an accept: false when fewer than <see cref="Headroom"/> descriptors are left, i.e. the accept took the
-    /// last ones and the runtime could not start a thread now (the caller then gives it the reserve). Two dup(2)s of a
-    /// reserve descriptor, closed at once. True when the reserve is not held (it is the runtime's already).
+    /// last ones it may take (the caller then gives the runtime the reserve). A few dup(2)s of a reserve descriptor,
+    /// closed at once. True when the reserve is not held (it is the runtime's already).
     /// </summary>
     public static bool HasHeadroom()
     {

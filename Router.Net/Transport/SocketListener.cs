@@ -175,9 +175,9 @@ internal sealed partial class SocketListener : IAsyncDisposable
 
             if (!DescriptorReserve.HasHeadroom())
             {
-                // This accept took the last descriptors. Give the runtime the reserve now, before this connection's
-                // continuations may need a thread (the next accept would fail only after them); serve the connection,
-                // and accept again once the reserve is back.
+                // This accept took the last descriptors the runtime's threads can spare. Give it the reserve now,
+                // before this connection's continuations may need a thread (the next accept would fail only after
+                // them); serve the connection, and accept again once the reserve is back.
                 DescriptorReserve.Release();
                 LogOutOfDescriptors(_logger, EndPoint, SocketError.TooManyOpenSockets);
             }

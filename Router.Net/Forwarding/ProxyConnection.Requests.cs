@@ -642,6 +642,7 @@ internal sealed partial class ProxyConnection
             {
                 UpstreamConnectError.Timeout => UpstreamOutcome.ConnectTimeout,
                 UpstreamConnectError.PoolExhausted => UpstreamOutcome.PoolExhausted,
+                UpstreamConnectError.LocalResources => UpstreamOutcome.LocalResources,
                 _ => UpstreamOutcome.ConnectFailed,
             };
             return (null, outcome);
@@ -744,6 +745,9 @@ internal sealed partial class ProxyConnection
         UpstreamOutcome.RequestBodyTooLarge => RespondLocalAsync(413, keepAlive: false),
         UpstreamOutcome.RequestBodyTooSlow => RespondLocalAsync(408, keepAlive: false),
         UpstreamOutcome.ConnectTimeout or UpstreamOutcome.ResponseTimeout => RespondLocalAsync(504, keepAlive && !result.BodyStarted),
+
+        // The router itself is out of descriptors: unavailable for now, not a bad gateway.
+        UpstreamOutcome.LocalResources => RespondLocalAsync(503, keepAlive && !result.BodyStarted),
         _ => RespondLocalAsync(502, keepAlive && !result.BodyStarted),
     };
 

@@ -44,6 +44,12 @@ internal enum UpstreamOutcome
 
     /// <summary>A pooled connection had been closed by the upstream while idle: retry on a new one.</summary>
     StalePooledConnection,
+
+    /// <summary>
+    /// This process could not make a socket (out of descriptors or socket buffers): says nothing about the destination,
+    /// so it counts against no breaker or outlier detector, and is not retried (the next connect would fail the same).
+    /// </summary>
+    LocalResources,
 }
 
 /// <summary>Which limit shed a request (the <c>X-Router-Shed</c> header and the shed counter's label).</summary>

@@ -203,14 +203,19 @@ internal sealed class UpstreamPool
 
     /// <summary>
     /// Gives back the count a connect that failed took, and says how it failed: refused (a socket error) or timed out
-    /// (the runtime socket's cancellation, the epoll connect's <see cref="TimeoutException"/>).
+    /// (the runtime socket's cancellation, the epoll connect's <see cref="TimeoutException"/>), or could not be tried
+    /// for want of local resources.
     /// </summary>
     private UpstreamConnectException ConnectFailed(Exception ex)
     {
         Interlocked.Decrement(ref _open);
-        return ex is SocketException refused
-            ? new UpstreamConnectException(UpstreamConnectError.Refused, refused)
-            : new UpstreamConnectException(UpstreamConnectError.Timeout, null);
+        return ex switch
+        {
+            SocketException { SocketErrorCode: SocketError.TooManyOpenSockets or SocketError.NoBufferSpaceAvailable } local
+                => new UpstreamConnectException(UpstreamConnectError.LocalResources, local),
+            SocketException refused => new UpstreamConnectException(UpstreamConnectError.Refused, refused),
+            _ => new UpstreamConnectException(UpstreamConnectError.Timeout, null),
+        };
     }
 
     /// <summary>Returns a connection whose last exchange completed cleanly.</summary>
@@ -304,6 +309,9 @@ internal enum UpstreamConnectError
     Refused,
     Timeout,
     PoolExhausted,
+
+    /// <summary>This process is out of descriptors or socket buffers (EMFILE, ENFILE, ENOBUFS): the destination is not at fault.</summary>
+    LocalResources,
 
     /// <summary>The TLS handshake with the upstream failed (certificate not trusted, name mismatch, mTLS refused).</summary>
     TlsHandshake,

@@ -132,14 +132,15 @@ public sealed class DescriptorExhaustionTests
     /// <remarks>
     /// Out of descriptors with no accept failing: the client connection is already served when the limit drops to what
     /// the process has open, so the first to find out is the upstream connect's socket() (the epoll transport's own,
-    /// or the runtime's). The client gets a 502 (the runtime's socket threw past the request before, and the client
-    /// got no answer); the runtime gets the reserve (before, nothing gave it back and no descriptor was left free, so
+    /// or the runtime's). The client gets a 503 (the runtime's socket threw past the request before, and the client
+    /// got no answer; then a 502, as if the destination had refused), and the destination is not blamed: its breaker,
+    /// which one failure opens, stays closed; the runtime gets the reserve (before, nothing gave it back and no descriptor was left free, so
     /// any thread the runtime started aborted the process); and once descriptors are free again the reserve comes back
     /// on its own and accepting resumes.
     /// </remarks>
     [TestCase("epoll")]
     [TestCase("sockets")]
-    public async Task OutOfDescriptors_AnUpstreamConnectFails_TheClientGets502_DescriptorsStayFree_AndRequestsSucceedOnceTheLimitIsRaised(string transport)
+    public async Task OutOfDescriptors_AnUpstreamConnectFails_TheClientGets503_TheDestinationIsNotBlamed_AndRequestsSucceedOnceTheLimitIsRaised(string transport)
     {
         RequirePrlimit();
         if (transport == "epoll" && RuntimeInformation.ProcessArchitecture != Architecture.X64)
@@ -163,9 +164,13 @@ public sealed class DescriptorExhaustionTests
                     new { id = "app", match = new { pathPrefix = "/app" }, cluster = "c" },
                     new { id = "warm", match = new { pathPrefix = "/warm" }, cluster = "w" },
                 },
-                clusters = new[]
+                clusters = new object[]
                 {
-                    new { id = "c", destinations = new[] { new { address = upstream.Address } } },
+                    new
+                    {
+                        id = "c", destinations = new[] { new { address = upstream.Address } },
+                        circuitBreaker = new { consecutiveFailures = 1, breakMs = 600_000 },
+                    },
                     new { id = "w", destinations = new[] { new { address = upstream.Address } } },
                 },
             }));
@@ -198,7 +203,7 @@ public sealed class DescriptorExhaustionTests
             await kept.SendAsync("GET /app/during HTTP/1.1\r\nHost: t\r\n\r\n");
             using (var answered = new CancellationTokenSource(Timeout))
             {
-                Assert.That((await kept.ReadResponseAsync(cancellationToken: answered.Token)).StatusCode, Is.EqualTo(502));
+                Assert.That((await kept.ReadResponseAsync(cancellationToken: answered.Token)).StatusCode, Is.EqualTo(503));
             }
 
             // The runtime has the reserve: descriptors are free for the threads it may start.

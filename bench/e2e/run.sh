@@ -5,7 +5,8 @@
 # ROUNDS (2), C_SMALL (64), C_LARGE (256), C_BIG (16, connections for the 1 MiB body), IDLE_CONNS (2000),
 # SOCKETS (1: also run Router on the runtime's sockets instead of its epoll loops), BASE_PORT (18080), OUT (results file),
 # KEEP_WORK (1: keep the temp dir with configs, logs and raw wrk output), PIN (1: every proxy on the CPUs in PROXY_CPUS,
-# default 1, and wrk with the upstream on LOAD_CPUS, default 0, so no proxy shares a core with the load generator).
+# default 1, and wrk with the upstream on LOAD_CPUS, default 0, so no proxy shares a core with the load generator),
+# FLOOR (1: also measure bench/floor/relay.c, a C relay that parses nothing, on the small-body scenarios; needs cc).
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
@@ -19,6 +20,7 @@ C_LARGE=${C_LARGE:-256}
 C_BIG=${C_BIG:-16}
 IDLE_CONNS=${IDLE_CONNS:-2000}
 SOCKETS=${SOCKETS:-1}
+FLOOR=${FLOOR:-1}
 BASE_PORT=${BASE_PORT:-18080}
 OUT=${OUT:-$ROOT/bench-results/e2e-$(date +%F).md}
 PIN=${PIN:-0}
@@ -171,12 +173,26 @@ MAIN[yarp]=$!; STARTED+=($!); PORT[yarp]=$((BASE_PORT + 4))
 wait_port $((BASE_PORT + 4))
 TARGETS+=(nginx haproxy yarp)
 
+# The floor: what a proxy that does no HTTP work at all costs here (same segments and socket calls per request).
+# Small bodies only: it is not a proxy, so its 1 MiB and idle-memory figures would mean nothing.
+if [ "$FLOOR" -eq 1 ] && command -v cc >/dev/null 2>&1; then
+    cc -O2 -D_GNU_SOURCE -o "$T/relay" "$ROOT/bench/floor/relay.c" -lpthread
+    "${ON_PROXY[@]}" env UP="$BASE_PORT" MODE=epoll "$T/relay" --listen "127.0.0.1:$((BASE_PORT + 6))" >"$T/floor.log" 2>&1 &
+    MAIN[floor]=$!; STARTED+=($!); PORT[floor]=$((BASE_PORT + 6))
+    wait_port $((BASE_PORT + 6))
+    TARGETS+=(floor)
+elif [ "$FLOOR" -eq 1 ]; then
+    log "no C compiler: the floor relay is left out"; FLOOR=0
+fi
+small_only() { [ "$1" = floor ]; }
+
 declare -A RSS_FRESH
 for t in "${TARGETS[@]}"; do RSS_FRESH[$t]=$(rss_kb $(pids_of "$t")); done
 
 memory_phase() { # phase label -> mem.tsv rows: VmRSS before and with IDLE_CONNS idle keep-alive connections
     local t before after ok
     for t in "${TARGETS[@]}"; do
+        if small_only "$t"; then continue; fi
         log "memory ($1): $t with $IDLE_CONNS idle keep-alive connections"
         read -r before after ok < <(python3 "$HERE/idle_conns.py" "${PORT[$t]}" "$IDLE_CONNS" $(pids_of "$t"))
         printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$t" "${RSS_FRESH[$t]}" "$before" "$after" "$ok" "$IDLE_CONNS" >>"$T/mem.tsv"
@@ -192,7 +208,7 @@ memory_phase fresh
 for t in "${TARGETS[@]}"; do
     log "warming $t"
     "${ON_LOAD[@]}" wrk -t2 -c"$C_SMALL" -d"${WARMUP}s" "http://127.0.0.1:${PORT[$t]}/" >/dev/null
-    "${ON_LOAD[@]}" wrk -t2 -c"$C_BIG" -d2s "http://127.0.0.1:${PORT[$t]}/1m" >/dev/null
+    if ! small_only "$t"; then "${ON_LOAD[@]}" wrk -t2 -c"$C_BIG" -d2s "http://127.0.0.1:${PORT[$t]}/1m" >/dev/null; fi
 done
 
 allocated() { # admin port -> the router's dotnet_gc_allocated_bytes_total
@@ -241,7 +257,7 @@ for round in $(seq 1 "$ROUNDS"); do
     fi
     for t in "${order[@]}"; do measure "$round" c64 "$t" "$C_SMALL" /; done
     for t in "${order[@]}"; do measure "$round" c256 "$t" "$C_LARGE" /; done
-    for t in "${order[@]}"; do measure "$round" big "$t" "$C_BIG" /1m; done
+    for t in "${order[@]}"; do small_only "$t" || measure "$round" big "$t" "$C_BIG" /1m; done
 done
 
 ADMIN_CLUSTERS=$(curl -s "http://127.0.0.1:$((BASE_PORT + 11))/admin/clusters" || true)
@@ -302,6 +318,12 @@ CLK_TCK=$(getconf CLK_TCK)
     echo "- **haproxy**: nbthread 2, \`http-reuse always\`, \`option http-keep-alive\`, run as \`haproxy -db -f haproxy.cfg\` (bench/e2e/haproxy.cfg.in)."
     echo "- **yarp**: bench/YarpHost (Microsoft.NET.Sdk.Web defaults, so Server GC; Kestrel defaults; logging providers cleared),"
     echo "  one route \`{**catch-all}\` and one cluster from LoadFromMemory; no DOTNET_ environment variables."
+    if [ "$FLOOR" -eq 1 ]; then
+        echo "- **floor**: bench/floor/relay.c (\`cc -O2\`, epoll, 2 threads) on port $((BASE_PORT + 6)): not a proxy but the floor of one here."
+        echo "  A TCP relay that parses nothing: each client connection gets its own upstream connection, and every byte read on"
+        echo "  one side is sent to the other, so it makes the same 4 TCP segments and 2 recv + 2 send per request as a proxy and"
+        echo "  does nothing else. Small-body scenarios only. Its ratios bound what any proxy can reach on this machine."
+    fi
     echo "- CPU per request: utime+stime delta (fields 14-15 of /proc/PID/stat, all of the target's processes: nginx master and"
     echo "  workers) across the wrk run, divided by the requests wrk completed. Proxy CPU only: the upstream's CPU is not in it."
     echo "- Allocated (router targets only), from the router's \`dotnet_gc_allocated_bytes_total\` on its /metrics, less what one"

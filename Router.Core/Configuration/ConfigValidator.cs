@@ -420,9 +420,9 @@ internal sealed class ConfigValidator
             Error(path + ".failureRatio", $"must be greater than 0 and at most 1 (leave it out to turn the ratio rule off), got {Format(ratio)}");
         }
 
-        AtLeast(breaker.MinimumRequests, 1, path + ".minimumRequests");
+        Between(breaker.MinimumRequests, 1, Resilience.CircuitBreaker.MaxMinimumRequests, path + ".minimumRequests");
         Duration(breaker.WindowMs, path + ".windowMs");
-        AtLeast(breaker.HalfOpenTrials, 1, path + ".halfOpenTrials");
+        Between(breaker.HalfOpenTrials, 1, Resilience.CircuitBreaker.MaxHalfOpenTrials, path + ".halfOpenTrials");
     }
 
     private void ValidateUpstreamTls(UpstreamTlsConfig tls, string path)

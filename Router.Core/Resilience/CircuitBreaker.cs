@@ -69,6 +69,12 @@ internal sealed class CircuitBreaker
     private const int FailureShift = TagBits + 20;
     private const long CountMax = (1L << 20) - 1;
 
+    /// <summary>The most trials the state word can count (config validation rejects more instead of clamping them).</summary>
+    internal const int MaxHalfOpenTrials = (int)TrialMask;
+
+    /// <summary>The most requests one window bucket counts: a larger minimum could never be reached, so validation rejects it.</summary>
+    internal const int MaxMinimumRequests = (int)CountMax;
+
     private readonly int _consecutiveFailureThreshold;
     private readonly int _breakMs;
     private readonly double _failureRatio;

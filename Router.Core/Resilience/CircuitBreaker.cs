@@ -72,8 +72,8 @@ internal sealed class CircuitBreaker
     /// <summary>The most trials the state word can count (config validation rejects more instead of clamping them).</summary>
     internal const int MaxHalfOpenTrials = (int)TrialMask;
 
-    /// <summary>The most requests one window bucket counts: a larger minimum could never be reached, so validation rejects it.</summary>
-    internal const int MaxMinimumRequests = (int)CountMax;
+    /// <summary>The most requests the whole window counts: a larger minimum could never be reached, so validation rejects it.</summary>
+    internal const int MaxMinimumRequests = (int)(BucketCount * CountMax);
 
     private readonly int _consecutiveFailureThreshold;
     private readonly int _breakMs;

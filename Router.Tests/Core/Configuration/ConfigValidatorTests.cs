@@ -96,8 +96,8 @@ public sealed class ConfigValidatorTests
         yield return Case("BreakerHalfOpenTrialsZero", ClusterWith("\"circuitBreaker\": { \"halfOpenTrials\": 0 }"), "$.clusters[0].circuitBreaker.halfOpenTrials", "from 1 to 1048575, got 0");
         yield return Case("BreakerHalfOpenTrialsAboveWhatIsCounted", ClusterWith("\"circuitBreaker\": { \"halfOpenTrials\": 2000000 }"),
             "$.clusters[0].circuitBreaker.halfOpenTrials", "from 1 to 1048575, got 2000000");
-        yield return Case("BreakerMinimumRequestsAboveWhatIsCounted", ClusterWith("\"circuitBreaker\": { \"failureRatio\": 0.5, \"minimumRequests\": 1048576 }"),
-            "$.clusters[0].circuitBreaker.minimumRequests", "from 1 to 1048575, got 1048576");
+        yield return Case("BreakerMinimumRequestsAboveWhatIsCounted", ClusterWith("\"circuitBreaker\": { \"failureRatio\": 0.5, \"minimumRequests\": 10485751 }"),
+            "$.clusters[0].circuitBreaker.minimumRequests", "from 1 to 10485750, got 10485751");
         yield return Case("PassiveHealthPercentOver100", ClusterWith("\"passiveHealth\": { \"maxEjectionPercent\": 101 }"), "$.clusters[0].passiveHealth.maxEjectionPercent", "from 0 to 100, got 101");
         yield return Case("RetryBudgetNegative", ClusterWith("\"retry\": { \"budgetPercent\": -5 }"), "$.clusters[0].retry.budgetPercent", "from 0 to 100");
         yield return Case("RetryAttemptsZero", ClusterWith("\"retry\": { \"maxAttempts\": 0 }"), "$.clusters[0].retry.maxAttempts", "from 1 to 10");

@@ -48,11 +48,7 @@ public sealed class DescriptorExhaustionTests
     [TestCase("sockets")]
     public async Task OutOfDescriptors_AcceptingPausesAndIsLogged_ServedConnectionsKeepWorking_AndAcceptingResumes(string transport)
     {
-        RequirePrlimit();
-        if (transport == "epoll" && RuntimeInformation.ProcessArchitecture != Architecture.X64)
-        {
-            Assert.Ignore("the epoll transport runs on Linux x64 only");
-        }
+        RequirePrlimitAnd(transport);
 
         await using var upstream = await TestUpstream.StartAsync("T");
         var waiting = new List<RawHttpClient>();
@@ -134,19 +130,15 @@ public sealed class DescriptorExhaustionTests
     /// the process has open, so the first to find out is the upstream connect's socket() (the epoll transport's own,
     /// or the runtime's). The client gets a 503 (the runtime's socket threw past the request before, and the client
     /// got no answer; then a 502, as if the destination had refused), and the destination is not blamed: its breaker,
-    /// which one failure opens, stays closed; the runtime gets the reserve (before, nothing gave it back and no descriptor was left free, so
-    /// any thread the runtime started aborted the process); and once descriptors are free again the reserve comes back
-    /// on its own and accepting resumes.
+    /// which one failure opens, stays closed. The runtime gets the reserve (before, nothing gave it back and no
+    /// descriptor was left free, so any thread the runtime started aborted the process), and once descriptors are free
+    /// again the reserve comes back on its own and accepting resumes.
     /// </remarks>
     [TestCase("epoll")]
     [TestCase("sockets")]
     public async Task OutOfDescriptors_AnUpstreamConnectFails_TheClientGets503_TheDestinationIsNotBlamed_AndRequestsSucceedOnceTheLimitIsRaised(string transport)
     {
-        RequirePrlimit();
-        if (transport == "epoll" && RuntimeInformation.ProcessArchitecture != Architecture.X64)
-        {
-            Assert.Ignore("the epoll transport runs on Linux x64 only");
-        }
+        RequirePrlimitAnd(transport);
 
         await using var upstream = await TestUpstream.StartAsync("T");
         var dir = Directory.CreateTempSubdirectory("router-descriptors-");
@@ -247,6 +239,15 @@ public sealed class DescriptorExhaustionTests
         if (!OperatingSystem.IsLinux() || !File.Exists("/usr/bin/prlimit"))
         {
             Assert.Ignore("needs Linux and prlimit (util-linux)");
+        }
+    }
+
+    private static void RequirePrlimitAnd(string transport)
+    {
+        RequirePrlimit();
+        if (transport == "epoll" && RuntimeInformation.ProcessArchitecture != Architecture.X64)
+        {
+            Assert.Ignore("the epoll transport runs on Linux x64 only");
         }
     }
 

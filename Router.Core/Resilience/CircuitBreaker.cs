@@ -69,7 +69,7 @@ internal sealed class CircuitBreaker
     private const int FailureShift = TagBits + 20;
     private const long CountMax = (1L << 20) - 1;
 
-    /// <summary>The most trials the state word can count (config validation rejects more instead of clamping them).</summary>
+    /// <summary>The most trials the state word can count (config validation rejects more).</summary>
     internal const int MaxHalfOpenTrials = (int)TrialMask;
 
     /// <summary>The most requests the whole window counts: a larger minimum could never be reached, so validation rejects it.</summary>
@@ -93,7 +93,7 @@ internal sealed class CircuitBreaker
     /// <param name="failureRatio">Failure ratio (0..1] over the window that opens the breaker; &lt;= 0 disables this trigger.</param>
     /// <param name="minimumRequests">Requests the window must hold before the ratio is trusted.</param>
     /// <param name="windowMs">Length of the rolling window, split into ten buckets.</param>
-    /// <param name="halfOpenTrials">Concurrent trial requests allowed while half-open (at most about a million are counted).</param>
+    /// <param name="halfOpenTrials">Concurrent trial requests allowed while half-open, at most <see cref="MaxHalfOpenTrials"/>.</param>
     public CircuitBreaker(
         int consecutiveFailures,
         int breakMs,
@@ -104,10 +104,11 @@ internal sealed class CircuitBreaker
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(breakMs, 1);
         ArgumentOutOfRangeException.ThrowIfLessThan(halfOpenTrials, 1);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(halfOpenTrials, MaxHalfOpenTrials);
         ArgumentOutOfRangeException.ThrowIfGreaterThan(failureRatio, 1.0);
         _consecutiveFailureThreshold = consecutiveFailures;
         _breakMs = breakMs;
-        _halfOpenTrials = (int)Math.Min(halfOpenTrials, TrialMask);
+        _halfOpenTrials = halfOpenTrials;
         if (failureRatio > 0)
         {
             ArgumentOutOfRangeException.ThrowIfLessThan(windowMs, BucketCount);

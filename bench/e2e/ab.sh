@@ -7,7 +7,8 @@
 # Each variant is a router process; BIN= picks its binary (default: the Release build), other words are environment
 # settings. Knobs: C (connections, 64), D (seconds per measurement, 8), ROUNDS (2), PATHQ (/ or /1m), BASE (19180),
 # HEADER (one extra request header for wrk, e.g. "Connection: close" for a new connection per request).
-# Prints one line per round and target: rps, p99, transfer/s, CPU µs per request (utime+stime ÷ requests).
+# Prints one line per round and target: rps, p99, transfer/s, CPU µs per request (utime+stime ÷ requests), and that
+# CPU split into user and system time.
 set -u
 cd "$(dirname "$0")/../.."
 ROOT=$PWD; HERE=$ROOT/bench/e2e; T=$(mktemp -d /tmp/router-ab.XXXXXX); mkdir -p "$T/up/www" "$T/ng"
@@ -37,16 +38,18 @@ done
 for n in "${NAMES[@]}"; do
     for _ in $(seq 75); do curl -s -o /dev/null "http://127.0.0.1:${PORTOF[$n]}/" && break; sleep 0.2; done
 done
-ticks() { local s=0 p; for p in $(pgrep -P "$1") "$1"; do s=$((s + $(awk '{print $14+$15}' "/proc/$p/stat"))); done; echo "$s"; }
+# utime and stime (clock ticks) of a process and its children, as "user system".
+ticks() { local u=0 s=0 p; for p in $(pgrep -P "$1") "$1"; do read -r a b < <(awk '{print $14, $15}' "/proc/$p/stat"); u=$((u + a)); s=$((s + b)); done; echo "$u $s"; }
 HDR=(); if [ -n "${HEADER:-}" ]; then HDR=(-H "$HEADER"); fi
 for n in "${NAMES[@]}"; do wrk -t2 -c"$C" -d3s "${HDR[@]}" "http://127.0.0.1:${PORTOF[$n]}$PATHQ" >/dev/null; done
 for round in $(seq "$R"); do
     for n in "${NAMES[@]}"; do
-        t0=$(ticks "${PIDOF[$n]}")
+        read -r u0 s0 < <(ticks "${PIDOF[$n]}")
         out=$(wrk -t2 -c"$C" -d"${D}s" --latency "${HDR[@]}" "http://127.0.0.1:${PORTOF[$n]}$PATHQ")
-        t1=$(ticks "${PIDOF[$n]}")
+        read -r u1 s1 < <(ticks "${PIDOF[$n]}")
         req=$(echo "$out" | awk '/requests in/ {print $1}')
         echo "r$round $n c$C rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}') p99=$(echo "$out" | awk '$1=="99%" {print $2}')" \
-            "xfer=$(echo "$out" | awk '/Transfer\/sec/ {print $2}') cpu_us_per_req=$(python3 -c "print(round(($t1-$t0)*10000/$req,2))")"
+            "xfer=$(echo "$out" | awk '/Transfer\/sec/ {print $2}') cpu_us_per_req=$(python3 -c "print(round(($u1+$s1-$u0-$s0)*10000/$req,2))")" \
+            "usr=$(python3 -c "print(round(($u1-$u0)*10000/$req,2))") sys=$(python3 -c "print(round(($s1-$s0)*10000/$req,2))")"
     done
 done

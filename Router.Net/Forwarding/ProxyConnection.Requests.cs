@@ -294,6 +294,16 @@ internal sealed partial class ProxyConnection
                                     break;
                                 }
 
+                                if (response.TransferCoded && _request.Version == HttpVersion.Http10
+                                    && _request.Method != HttpMethod.Head && response.StatusCode is not (204 or 304))
+                                {
+                                    // A body under codings besides chunked (gzip, chunked) for a client that cannot read
+                                    // transfer codings (RFC 9112 §6.1): stripping the chunks would hand it coded bytes as
+                                    // the content, with nothing saying so. Only an upstream that ignores our HTTP/1.0 does this.
+                                    head = ResponseHeadStatus.Invalid;
+                                    break;
+                                }
+
                                 if (response.StatusCode is >= 100 and < 200 && response.StatusCode != 101)
                                 {
                                     // Interim responses (100 Continue, 103 Early Hints) go to HTTP/1.1 clients as they come.

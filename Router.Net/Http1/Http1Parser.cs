@@ -87,6 +87,7 @@ internal static class Http1Parser
 
         head.ContentLength = fields.ContentLength;
         head.Chunked = fields.CheckFraming(head.Version, upstream: true);
+        head.TransferCoded = fields.OtherCoding;
         head.Connection = fields.Connection;
 
         reader.Advance(skip + length);
@@ -475,6 +476,7 @@ internal static class Http1Parser
         public bool AnyCoding;
         public bool ChunkedLast;
         public bool FinalCodingKnown;
+        public bool OtherCoding;
         public ConnectionOptions Connection;
         public bool Upgrade;
         public bool ExpectContinue;
@@ -719,6 +721,7 @@ internal static class Http1Parser
                 }
                 else
                 {
+                    fields.OtherCoding = true;
                     fields.FinalCodingKnown = IsKnownCoding(coding);
                 }
             }

@@ -17,6 +17,10 @@ internal sealed class HttpResponseHead
     public long ContentLength = -1;
 
     public bool Chunked;
+
+    /// <summary>Transfer codings besides chunked (such as <c>gzip, chunked</c>): the data under the chunks is still coded.</summary>
+    public bool TransferCoded;
+
     public ConnectionOptions Connection;
 
     /// <summary>The upstream may be reused after this response (given the body is fully read).</summary>
@@ -35,6 +39,7 @@ internal sealed class HttpResponseHead
         HeaderCount = 0;
         ContentLength = -1;
         Chunked = false;
+        TransferCoded = false;
         Connection = ConnectionOptions.None;
     }
 

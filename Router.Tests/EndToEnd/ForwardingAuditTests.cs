@@ -268,6 +268,42 @@ public sealed class ForwardingAuditTests
         await AssertNothingInFlightAsync(router);
     }
 
+    [Test]
+    public async Task GzipChunkedResponse_ToAnHttp10Client_Is502_ToAnHttp11Client_KeepsItsCodings()
+    {
+        // An upstream that answers with a transfer coding besides chunked even when asked as HTTP/1.0.
+        await using var upstream = new ScriptedUpstream(async socket =>
+        {
+            while (true)
+            {
+                string head = await ScriptedUpstream.ReadHeadAsync(socket);
+                if (head.Length == 0)
+                {
+                    return;
+                }
+
+                await ScriptedUpstream.SendAsync(socket, "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n5\r\nCODED\r\n0\r\n\r\n");
+            }
+        });
+        await using var router = RouterFixture.Start(OneUpstream(upstream));
+
+        using (var old = await RawHttpClient.ConnectAsync(router.EndPoint))
+        {
+            await old.SendAsync("GET /old HTTP/1.0\r\nHost: x\r\n\r\n");
+            var response = await old.ReadResponseAsync();
+            Assert.That(response.StatusCode, Is.EqualTo(502), "coded bytes must not reach a client that cannot know they are coded");
+            Assert.That(response.BodyText, Does.Not.Contain("CODED"));
+        }
+
+        using var client = await RawHttpClient.ConnectAsync(router.EndPoint);
+        await client.SendAsync("GET /new HTTP/1.1\r\nHost: x\r\n\r\n");
+        var next = await client.ReadResponseAsync();
+        Assert.That(next.StatusCode, Is.EqualTo(200));
+        Assert.That(next.Header("Transfer-Encoding"), Is.EqualTo("gzip, chunked"), "an HTTP/1.1 client can undo the codings itself");
+        Assert.That(next.BodyText, Is.EqualTo("CODED"));
+        await AssertNothingInFlightAsync(router);
+    }
+
     // ---- 4. Upstream gone mid-body ----
 
     [Test]

@@ -76,7 +76,7 @@ internal sealed class RawHttpClient : IDisposable
         {
             body = [];
         }
-        else if (string.Equals(Get("Transfer-Encoding"), "chunked", StringComparison.OrdinalIgnoreCase))
+        else if (Get("Transfer-Encoding") is { } codings && codings.Split(',')[^1].Trim().Equals("chunked", StringComparison.OrdinalIgnoreCase))
         {
             using var ms = new MemoryStream();
             while (true)

@@ -251,6 +251,10 @@ internal static partial class RouterApp
                 hostOptions.Listen.Add(new IPEndPoint(IPAddress.Loopback, 8080));
             }
 
+            // Registered before the first connection is accepted, and through the drain: without the handlers a SIGHUP
+            // (a config reloader, logrotate) or a second SIGTERM would get the default action and kill the process with
+            // its requests in flight. A SIGTERM before the start completes is kept and drains at once.
+            using var signals = new ShutdownSignals(watcher, host.Runtime.AccessLog, logger);
             try
             {
                 host.Start();
@@ -279,9 +283,6 @@ internal static partial class RouterApp
                 PrintDemo(host, options.AccessLog == "-" ? Console.Error : Console.Out);
             }
 
-            // The handlers stay registered through the drain: without them a SIGHUP (a config reloader) or a second
-            // SIGTERM would get the default action and kill the process with its requests in flight.
-            using var signals = new ShutdownSignals(watcher, host.Runtime.AccessLog, logger);
             using (cancellationToken.Register(signals.Stop))
             {
                 await signals.Stopping.ConfigureAwait(false);
@@ -330,6 +331,11 @@ internal static partial class RouterApp
             _logger = logger;
             _sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, OnStop);
             _sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, OnStop);
+            if (IgnoredHangUp.Restore())
+            {
+                LogHangUpTakenBack(logger);
+            }
+
             _sighup = PosixSignalRegistration.Create(PosixSignal.SIGHUP, OnHangUp);
         }
 
@@ -478,6 +484,9 @@ internal static partial class RouterApp
 
     [LoggerMessage(EventId = 8, Level = LogLevel.Warning, Message = "Second shutdown signal: ending the drain now, aborting what is still in flight")]
     private static partial void LogDrainCutShort(ILogger logger);
+
+    [LoggerMessage(EventId = 9, Level = LogLevel.Information, Message = "SIGHUP was inherited ignored (nohup?): handling it again, to reload the config and reopen the access log")]
+    private static partial void LogHangUpTakenBack(ILogger logger);
 
     [LoggerMessage(EventId = 4, Level = LogLevel.Information, Message = "Stopped")]
     private static partial void LogStopped(ILogger logger);

@@ -150,9 +150,11 @@ public sealed class ReloadTests
         Assert.That(await router.GetBodyAsync("/x"), Is.EqualTo("B GET /x"), "a rejected reload changes nothing");
     }
 
-    [Test]
-    public async Task Sighup_ReloadsTheConfigFile()
+    [TestCase(false)]
+    [TestCase(true)]
+    public async Task Sighup_ReloadsTheConfigFile(bool underNohup)
     {
+        // Under nohup the router inherits SIGHUP ignored, and must take it back to reload on it.
         // The router is given a symlink; the test edits the link's target, in another directory the watcher does
         // not see. So only SIGHUP can make the router read the new content.
         var dir = Directory.CreateTempSubdirectory("router-sighup-");
@@ -165,7 +167,7 @@ public sealed class ReloadTests
             await File.WriteAllBytesAsync(target, ToA());
             File.CreateSymbolicLink(link, target);
 
-            await using var router = await RouterProcess.StartAsync(["--config", link]);
+            await using var router = await RouterProcess.StartAsync(["--config", link], launcher: underNohup ? ["nohup"] : null);
             using var admin = new HttpClient { BaseAddress = new Uri($"http://{router.AdminEndPoint}/") };
             using var client = new HttpClient { BaseAddress = new Uri($"http://{router.EndPoint}/") };
             Assert.That(await LiveHashAsync(admin), Is.EqualTo(HashOf(ToA())));
@@ -183,6 +185,7 @@ public sealed class ReloadTests
 
             Assert.That(await client.GetStringAsync(new Uri("/x", UriKind.Relative)), Is.EqualTo("B GET /x"));
             Assert.That(router.HasExited, Is.False, "SIGHUP does not stop the router");
+            Assert.That(router.Output, underNohup ? Does.Contain("SIGHUP was inherited ignored") : Does.Not.Contain("SIGHUP was inherited ignored"), "the log says why a hangup reloads under nohup");
         }
         finally
         {

@@ -211,7 +211,7 @@ internal sealed class UpstreamPool
         Interlocked.Decrement(ref _open);
         return ex switch
         {
-            SocketException { SocketErrorCode: SocketError.TooManyOpenSockets or SocketError.NoBufferSpaceAvailable } local
+            SocketException local when LocalShortage.Is(local.SocketErrorCode)
                 => new UpstreamConnectException(UpstreamConnectError.LocalResources, local),
             SocketException refused => new UpstreamConnectException(UpstreamConnectError.Refused, refused),
             _ => new UpstreamConnectException(UpstreamConnectError.Timeout, null),

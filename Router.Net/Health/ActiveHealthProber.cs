@@ -5,6 +5,7 @@ using System.Net.Sockets;
 using System.Text;
 using Microsoft.Extensions.Logging;
 using Router.Core.Health;
+using Router.Net.Transport;
 
 namespace Router.Net.Health;
 
@@ -304,9 +305,9 @@ internal sealed partial class ActiveHealthProber : IAsyncDisposable
                     target.EndPoint, request, buffer, target.TimeoutMs, target.ExpectedMin, target.ExpectedMax, cancellationToken, target.Tls).ConfigureAwait(false);
 
                 // A probe cut short by Unwatch says nothing about the destination, nor one that found this process
-                // out of descriptors.
+                // out of descriptors or socket buffers.
                 cancellationToken.ThrowIfCancellationRequested();
-                if (result.SocketError != SocketError.TooManyOpenSockets)
+                if (!LocalShortage.Is(result.SocketError))
                 {
                     Report(destination, target, result);
                 }

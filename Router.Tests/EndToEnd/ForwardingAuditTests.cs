@@ -304,6 +304,66 @@ public sealed class ForwardingAuditTests
         await AssertNothingInFlightAsync(router);
     }
 
+    [TestCase("HTTP/1.1 304 Not Modified\r\n\r\n", "GET", false)]
+    [TestCase("HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\n", "HEAD", false)]
+    [TestCase("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", "GET", false)]
+    [TestCase("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", "GET", true)]
+    public async Task BytesBeyondTheResponse_AreNeverReadAsAnotherClientsResponse(string response, string method, bool whileIdle)
+    {
+        // The upstream sends more than its response framed (a body on a 304 or HEAD answer, more than its
+        // Content-Length), shaped as a second response: with the response, or later, while the connection sits in the
+        // pool. Reused as it is, that connection would answer someone else's request with those bytes.
+        const string Smuggled = "HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nSMUGGLED";
+        var firstAnswered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var straySent = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        int served = 0;
+        await using var upstream = new ScriptedUpstream(async socket =>
+        {
+            while (true)
+            {
+                string head = await ScriptedUpstream.ReadHeadAsync(socket);
+                if (head.Length == 0)
+                {
+                    return;
+                }
+
+                if (Interlocked.Increment(ref served) > 1)
+                {
+                    await ScriptedUpstream.SendAsync(socket, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nclean");
+                    continue;
+                }
+
+                if (whileIdle)
+                {
+                    await ScriptedUpstream.SendAsync(socket, response);
+                    await firstAnswered.Task;
+                }
+
+                await ScriptedUpstream.SendAsync(socket, whileIdle ? Smuggled : response + Smuggled);
+                straySent.SetResult();
+            }
+        });
+        await using var router = RouterFixture.Start(OneUpstream(upstream));
+
+        using (var client = await RawHttpClient.ConnectAsync(router.EndPoint))
+        {
+            await client.SendAsync(method + " /first HTTP/1.1\r\nHost: x\r\n\r\n");
+            var first = await client.ReadResponseAsync(headRequest: method == "HEAD");
+            Assert.That(first.Head + first.BodyText, Does.Not.Contain("SMUGGLED"));
+        }
+
+        firstAnswered.SetResult();
+        await straySent.Task; // on loopback the bytes are in the router's receive queue once the send returns
+        using var other = await RawHttpClient.ConnectAsync(router.EndPoint);
+        await other.SendAsync("GET /second HTTP/1.1\r\nHost: x\r\n\r\n");
+        var second = await other.ReadResponseAsync();
+        Assert.That(second.BodyText, Is.Not.EqualTo("SMUGGLED"), "another client's request answered with bytes the upstream sent beyond a response");
+        Assert.That(second.StatusCode, Is.EqualTo(200));
+        Assert.That(second.BodyText, Is.EqualTo("clean"));
+        Assert.That(upstream.Accepted, Is.EqualTo(2), "the connection that sent more than its response was not reused");
+        await AssertNothingInFlightAsync(router);
+    }
+
     // ---- 4. Upstream gone mid-body ----
 
     [Test]

@@ -53,12 +53,14 @@ internal static class HeadWriter
                 case HeaderDisposition.XForwardedHost:
                     continue;
                 case HeaderDisposition.Upgrade:
-                    if (!tunnel)
+                    // In a tunnel it goes up even though Connection names it (it always does): what else Connection
+                    // names is still dropped below.
+                    if (tunnel)
                     {
-                        continue;
+                        AppendField(span, ref n, name, value);
                     }
 
-                    break;
+                    continue;
                 case HeaderDisposition.Host:
                     // Absolute-form: the target's authority wins (the parser put it in request.Host).
                     if (hostWritten)
@@ -96,10 +98,7 @@ internal static class HeadWriter
                 continue;
             }
 
-            Append(span, ref n, name);
-            Append(span, ref n, ": "u8);
-            Append(span, ref n, value);
-            Append(span, ref n, "\r\n"u8);
+            AppendField(span, ref n, name, value);
         }
 
         if (!hostWritten && !request.Host.IsEmpty)
@@ -177,12 +176,13 @@ internal static class HeadWriter
 
                     continue;
                 case HeaderDisposition.Upgrade:
-                    if (!tunnel)
+                    // As in the request: the 101's Upgrade reaches the client whatever else its Connection names.
+                    if (tunnel)
                     {
-                        continue;
+                        AppendField(span, ref n, name, buffer.AsSpan(field.Value.Start, field.Value.Length));
                     }
 
-                    break;
+                    continue;
             }
 
             if (otherHopByHop && HeaderNames.IsNamedByConnection(buffer, response.Headers, response.HeaderCount, name))
@@ -190,10 +190,7 @@ internal static class HeadWriter
                 continue;
             }
 
-            Append(span, ref n, name);
-            Append(span, ref n, ": "u8);
-            Append(span, ref n, buffer.AsSpan(field.Value.Start, field.Value.Length));
-            Append(span, ref n, "\r\n"u8);
+            AppendField(span, ref n, name, buffer.AsSpan(field.Value.Start, field.Value.Length));
         }
 
         if (tunnel)
@@ -300,6 +297,14 @@ internal static class HeadWriter
             first = false;
         }
 
+        Append(span, ref n, "\r\n"u8);
+    }
+
+    private static void AppendField(Span<byte> span, ref int n, ReadOnlySpan<byte> name, ReadOnlySpan<byte> value)
+    {
+        Append(span, ref n, name);
+        Append(span, ref n, ": "u8);
+        Append(span, ref n, value);
         Append(span, ref n, "\r\n"u8);
     }
 

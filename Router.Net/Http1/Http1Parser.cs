@@ -57,7 +57,10 @@ internal static class Http1Parser
         head.ContentLength = fields.ContentLength;
         head.Chunked = fields.CheckFraming(head.Version, upstream: false);
         head.Connection = fields.Connection;
-        head.HasUpgrade = fields.Upgrade;
+        // Never a tunnel for h2c (RFC 9113 §3.1 dropped it; passed on, it hands the client a raw HTTP/2 connection to the
+        // upstream, past our routing: "h2c smuggling"; Envoy and YARP drop it too), nor for HTTP/1.0, whose Upgrade a
+        // server must ignore (RFC 9110 §7.8). The request then goes as a plain one, without Upgrade.
+        head.HasUpgrade = fields.Upgrade && !fields.UpgradeH2c && head.Version == HttpVersion.Http11;
         head.ExpectContinue = fields.ExpectContinue;
 
         reader.Advance(skip + length);
@@ -479,6 +482,7 @@ internal static class Http1Parser
         public bool OtherCoding;
         public ConnectionOptions Connection;
         public bool Upgrade;
+        public bool UpgradeH2c;
         public bool ExpectContinue;
 
         /// <summary>Applies the RFC 9112 §6.1/§6.3 rules that involve several fields; returns whether the body is chunked.</summary>
@@ -582,6 +586,7 @@ internal static class Http1Parser
                 break;
             case 7 when !upstream && Ascii.EqualsIgnoreCase(name, "Upgrade"u8):
                 fields.Upgrade = true;
+                fields.UpgradeH2c |= NamesH2c(value);
                 break;
             case 10 when Ascii.EqualsIgnoreCase(name, "Connection"u8):
                 fields.Connection |= ParseConnection(value);
@@ -729,6 +734,26 @@ internal static class Http1Parser
             if (comma < 0)
             {
                 return;
+            }
+
+            value = value[(comma + 1)..];
+        }
+    }
+
+    /// <summary>An Upgrade list (RFC 9110 §7.8: protocol["/" version], comma-separated) that names h2c.</summary>
+    private static bool NamesH2c(ReadOnlySpan<byte> value)
+    {
+        while (true)
+        {
+            var comma = value.IndexOf((byte)',');
+            if (Ascii.EqualsIgnoreCase(TrimWhitespace(comma < 0 ? value : value[..comma]), "h2c"u8))
+            {
+                return true;
+            }
+
+            if (comma < 0)
+            {
+                return false;
             }
 
             value = value[(comma + 1)..];

@@ -107,6 +107,13 @@ public sealed partial class ConformanceTests
         yield return Forwarded("OwsAroundValue_IsTrimmed", "9112 §5.1", "GET / HTTP/1.1\r\n" + H + "X-A: \t v w \t\r\n\r\n", has: ["\r\nX-A: v w\r\n"]);
         yield return Forwarded("EmptyValue_IsForwarded", "9110 §5.5", "GET / HTTP/1.1\r\n" + H + "X-Empty:\r\n\r\n", has: ["\r\nX-Empty: \r\n"]);
         yield return Forwarded("HopByHop_AreRemoved", "9110 §7.6.1", "GET / HTTP/1.1\r\n" + H + "Connection: keep-alive, X-Hop\r\nX-Hop: 1\r\nKeep-Alive: 5\r\nTE: trailers\r\nProxy-Connection: x\r\nX-End: 2\r\n\r\n", has: ["\r\nX-End: 2\r\n"], hasNot: ["X-Hop", "Keep-Alive:", "\r\nTE:", "Proxy-Connection", "Connection: keep-alive, X-Hop"]);
+        yield return Forwarded("UpgradeH2c_GoesAsAPlainRequest", "9113 §3.1 (h2c smuggling)",
+            "GET / HTTP/1.1\r\n" + H + "Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n",
+            has: ["GET / HTTP/1.1\r\n"], hasNot: ["h2c", "HTTP2-Settings", "Upgrade"]);
+        yield return Forwarded("UpgradeListNamingH2c_GoesAsAPlainRequest", "9113 §3.1 (h2c smuggling)",
+            "GET / HTTP/1.1\r\n" + H + "Connection: upgrade\r\nUpgrade: foo/2, H2C\r\n\r\n", hasNot: ["H2C", "Upgrade"]);
+        yield return Forwarded("UpgradeInHttp10_IsIgnored", "9110 §7.8", "GET / HTTP/1.0\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+            has: ["GET / HTTP/1.0\r\n"], hasNot: ["websocket", "Upgrade"]);
         yield return Rejected("HeadersOver32KiB_431", "9110 §15.5.20 / RFC 6585 (limit)", "GET / HTTP/1.1\r\n" + H + Repeat("X-Pad: " + new string('p', 1000) + "\r\n", 34) + "\r\n", 431);
         yield return Rejected("Over100Fields_431", "RFC 6585 §5 (limit)", "GET / HTTP/1.1\r\n" + H + Repeat("X-F: 1\r\n", 100) + "\r\n", 431);
         yield return Forwarded("Exactly100Fields_IsForwarded", "limit boundary", "GET / HTTP/1.1\r\n" + H + Repeat("X-F: 1\r\n", 99) + "\r\n");

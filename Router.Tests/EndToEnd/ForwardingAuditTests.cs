@@ -794,6 +794,54 @@ public sealed class ForwardingAuditTests
         await AssertNothingInFlightAsync(router);
     }
 
+    [TestCase("Connection: Upgrade\r\nUpgrade: test\r\n", true)]
+    [TestCase("Connection: keep-alive, Upgrade, X-Trace\r\nUpgrade: test\r\nX-Trace: 1\r\n", true)]
+    [TestCase("Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n", false)]
+    public async Task Upgrade_ReachesTheUpstreamWhateverElseConnectionNames_ButH2cIsNeverTunnelled(string fields, bool tunnels)
+    {
+        // An upstream that switches whenever asked, h2c included (h2c smuggling: a raw HTTP/2 connection to the
+        // upstream would be past the router's routing for every later request on it).
+        var heads = new List<string>();
+        await using var upstream = new ScriptedUpstream(async socket =>
+        {
+            string head = await ScriptedUpstream.ReadHeadAsync(socket);
+            lock (heads)
+            {
+                heads.Add(head);
+            }
+
+            var upgrade = System.Text.RegularExpressions.Regex.Match(head, "\r\nUpgrade: ([^\r]*)\r\n", System.Text.RegularExpressions.RegexOptions.IgnoreCase);
+            await ScriptedUpstream.SendAsync(socket, upgrade.Success
+                ? $"HTTP/1.1 101 Switching Protocols\r\nUpgrade: {upgrade.Groups[1].Value}\r\nConnection: Upgrade, X-Trace\r\nX-Trace: up\r\n\r\n"
+                : "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nplain");
+            await ReadUntilClosedAsync(socket);
+        });
+        await using var router = RouterFixture.Start(OneUpstream(upstream));
+        using var client = await RawHttpClient.ConnectAsync(router.EndPoint);
+        await client.SendAsync("GET /tunnel HTTP/1.1\r\nHost: x\r\n" + fields + "\r\n");
+        var response = await ScriptedUpstream.ReadHeadAsync(client.Socket);
+
+        string sent;
+        lock (heads)
+        {
+            sent = heads.Single();
+        }
+
+        TestContext.Out.WriteLine("upstream received:\n" + sent);
+        Assert.That(sent, Does.Not.Contain("X-Trace").And.Not.Contain("HTTP2-Settings"), "what Connection names is hop-by-hop");
+        if (tunnels)
+        {
+            Assert.That(sent, Does.Contain("\r\nUpgrade: test\r\n").And.Contain("\r\nConnection: upgrade\r\n"));
+            Assert.That(response, Does.StartWith("HTTP/1.1 101 "));
+            Assert.That(response, Does.Contain("\r\nUpgrade: test\r\n").And.Not.Contain("X-Trace"), "the client needs the protocol it switched to");
+        }
+        else
+        {
+            Assert.That(sent, Does.Not.Contain("h2c").And.Not.Contain("Upgrade:").And.Not.Contain("Connection: upgrade"));
+            Assert.That(response, Does.StartWith("HTTP/1.1 200 "));
+        }
+    }
+
     [Test]
     public async Task SwitchingProtocols_TheClientDidNotAskFor_IsNotPassedOn()
     {

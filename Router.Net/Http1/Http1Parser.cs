@@ -63,6 +63,13 @@ internal static class Http1Parser
         head.HasUpgrade = fields.Upgrade && !fields.UpgradeH2c && head.Version == HttpVersion.Http11;
         head.ExpectContinue = fields.ExpectContinue;
 
+        // Last: it may move the head to a larger buffer. Routing and the upstream see "/a/../b" as "/b".
+        var path = head[head.Path];
+        if (!path.IsEmpty && path[0] == (byte)'/' && PathNormalizer.MayHaveDotSegment(path))
+        {
+            PathNormalizer.Normalize(head);
+        }
+
         reader.Advance(skip + length);
         return true;
     }

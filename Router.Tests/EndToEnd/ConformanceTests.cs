@@ -74,6 +74,8 @@ public sealed partial class ConformanceTests
             "AbsoluteForm_AuthorityWinsOverHost", "9112 §3.2.2",
             "GET http://b.test:8080/p?q HTTP/1.1\r\nHost: evil.test\r\n\r\n",
             has: ["GET /p?q HTTP/1.1\r\n", "\r\nHost: b.test:8080\r\n"], hasNot: ["evil.test", "http://"]);
+        yield return Forwarded("DotSegments_AreRemovedFromThePath_NotTheQuery", "3986 §5.2.4",
+            "GET /a/./b/../%2e%2E/c?x=/../ HTTP/1.1\r\n" + H + "\r\n", has: ["GET /c?x=/../ HTTP/1.1\r\n"]);
         yield return Rejected("RequestLineOver8KiB_414", "9112 §3 (limit)", "GET /" + new string('a', 9 * 1024) + " HTTP/1.1\r\n" + H + "\r\n", 414);
 
         // ---- HTTP version (RFC 9112 §2.3, RFC 9110 §6.2) ----

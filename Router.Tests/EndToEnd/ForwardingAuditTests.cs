@@ -364,6 +364,52 @@ public sealed class ForwardingAuditTests
         await AssertNothingInFlightAsync(router);
     }
 
+    [TestCase("/public/../admin")]
+    [TestCase("/public/%2e%2e/admin")]
+    [TestCase("/public/.%2E/admin")]
+    [TestCase("http://x/public/../admin")]
+    public async Task DotSegments_CannotReachAPathNoRouteMatches_AndTheUpstreamGetsThePathThatWasRouted(string target)
+    {
+        // Only /public/ is routed. Matched by its raw prefix, "/public/../admin" would go up, and the upstream
+        // would serve /admin.
+        var heads = new List<string>();
+        await using var upstream = new ScriptedUpstream(async socket =>
+        {
+            while (true)
+            {
+                string head = await ScriptedUpstream.ReadHeadAsync(socket);
+                if (head.Length == 0)
+                {
+                    return;
+                }
+
+                lock (heads)
+                {
+                    heads.Add(head);
+                }
+
+                await ScriptedUpstream.SendAsync(socket, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+            }
+        });
+        var config = new RouterConfig
+        {
+            Routes = [Route("public", "c", prefix: "/public/")],
+            Clusters = [new ClusterConfig { Id = "c", Destinations = [new DestinationConfig { Address = upstream.Address }] }],
+        };
+        await using var router = RouterFixture.Start(config);
+        using var client = await RawHttpClient.ConnectAsync(router.EndPoint);
+        await client.SendAsync($"GET {target} HTTP/1.1\r\nHost: x\r\n\r\n");
+        Assert.That((await client.ReadResponseAsync()).StatusCode, Is.EqualTo(404), "/admin matches no route");
+
+        await client.SendAsync("GET /public/a/./b/../c?next=/../x HTTP/1.1\r\nHost: x\r\n\r\n");
+        Assert.That((await client.ReadResponseAsync()).StatusCode, Is.EqualTo(200));
+        lock (heads)
+        {
+            Assert.That(heads, Has.Count.EqualTo(1), "nothing went up for the request no route matched");
+            Assert.That(heads[0], Does.StartWith("GET /public/a/c?next=/../x HTTP/1.1\r\n"), "the path routed, the query as sent");
+        }
+    }
+
     // ---- 4. Upstream gone mid-body ----
 
     [Test]

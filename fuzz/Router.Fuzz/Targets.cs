@@ -119,7 +119,14 @@ internal static class Targets
                 .Append(" conn=").Append(head.Connection).Append(" upgrade=").Append(head.HasUpgrade);
             Append(text, head.Buffer, head.Length, head.MethodToken);
             Append(text, head.Buffer, head.Length, head.Target);
-            Append(text, head.Buffer, head.Length, head.Path);
+            // A path with dot segments is normalised into the buffer after the head: inside the buffer, and stable.
+            Append(text, head.Buffer, head.Path.Start >= head.Length ? head.Buffer.Length : head.Length, head.Path);
+            var path = head.Buffer.AsSpan(head.Path.Start, head.Path.Length).ToArray();
+            if (path.Length > 0 && path[0] == (byte)'/' && PathNormalizer.RemoveDotSegments(path) != head.Path.Length)
+            {
+                throw new InvalidOperationException("a routed path still has dot segments");
+            }
+
             Append(text, head.Buffer, head.Length, head.Query);
             Append(text, head.Buffer, head.Length, head.Host);
             AppendHeaders(text, head.Buffer, head.Length, head.Headers, head.HeaderCount);

@@ -75,9 +75,18 @@ internal static class PathNormalizer
         return written;
     }
 
-    /// <summary>1 for ".", 2 for "..", each dot written as '.' or %2e (either case); 0 for any other segment.</summary>
+    /// <summary>
+    /// 1 for ".", 2 for "..", each dot written as '.' or %2e (either case); 0 for any other segment. Parameters after
+    /// a ';' do not count (RFC 2396 §3.3): Java servers read "..;x" as "..", so "/public/..;/admin" would reach /admin.
+    /// </summary>
     private static int Dots(ReadOnlySpan<byte> segment)
     {
+        int parameters = segment.IndexOf((byte)';');
+        if (parameters >= 0)
+        {
+            segment = segment[..parameters];
+        }
+
         int dots = 0;
         int i = 0;
         while (i < segment.Length)

@@ -368,6 +368,7 @@ public sealed class ForwardingAuditTests
     [TestCase("/public/%2e%2e/admin")]
     [TestCase("/public/.%2E/admin")]
     [TestCase("http://x/public/../admin")]
+    [TestCase("/public/..;/admin")]
     public async Task DotSegments_CannotReachAPathNoRouteMatches_AndTheUpstreamGetsThePathThatWasRouted(string target)
     {
         // Only /public/ is routed. Matched by its raw prefix, "/public/../admin" would go up, and the upstream

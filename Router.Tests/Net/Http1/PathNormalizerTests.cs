@@ -30,6 +30,11 @@ public sealed class PathNormalizerTests
     [TestCase("/a/%2f../b", "/a/%2f../b")]
     [TestCase("/.well-known/x", "/.well-known/x")]
     [TestCase("/a//b", "/a//b")]
+    [TestCase("/public/..;/admin", "/admin")]
+    [TestCase("/public/..;jsessionid=1/admin", "/admin")]
+    [TestCase("/a/.;x/b", "/a/b")]
+    [TestCase("/a/b;v=1/c", "/a/b;v=1/c")]
+    [TestCase("/a/;/b", "/a/;/b")]
     public void RemoveDotSegments(string path, string expected)
     {
         var bytes = Encoding.ASCII.GetBytes(path);

@@ -11,9 +11,12 @@ namespace Router.Net.Http1;
 /// </summary>
 internal static class PathNormalizer
 {
-    /// <summary>Whether the path has a segment that may be a dot segment: "/." or "/%2" somewhere. Two vector scans.</summary>
+    /// <summary>
+    /// Whether the path has a segment that may be a dot segment: "/." or "/%2" somewhere. Most paths have no '.' or '%'
+    /// at all, and one vector scan says so.
+    /// </summary>
     public static bool MayHaveDotSegment(ReadOnlySpan<byte> path) =>
-        path.IndexOf("/."u8) >= 0 || path.IndexOf("/%2"u8) >= 0;
+        path.IndexOfAny((byte)'.', (byte)'%') >= 0 && (path.IndexOf("/."u8) >= 0 || path.IndexOf("/%2"u8) >= 0);
 
     /// <summary>
     /// Writes the normalised path after the head in <see cref="HttpRequestHead.Buffer"/> (growing it if needed) and

@@ -144,7 +144,8 @@ internal static class HeadWriter
     /// </summary>
     public static void WriteResponse(PipeWriter writer, HttpResponseHead response, bool closeClient, bool clientHttp10, bool tunnel, bool dechunked = false)
     {
-        var span = writer.GetSpan(response.Length + 64);
+        // Worst case: a field sent as "Name:value" is written "Name: value" (a byte more each), plus our Connection line.
+        var span = writer.GetSpan(response.Length + response.HeaderCount + 64);
         int n = 0;
         var buffer = response.Buffer;
 

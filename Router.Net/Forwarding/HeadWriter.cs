@@ -139,10 +139,11 @@ internal static class HeadWriter
 
     /// <summary>
     /// Writes the response head sent to the client: hop-by-hop removed, our own Connection decision added. With
-    /// <c>dechunked</c> (a chunked response to an HTTP/1.0 client: its body, if it has one, goes without its framing,
-    /// ended by the close) the head carries no framing header.
+    /// <c>noFraming</c> the head carries no framing header: a chunked response to an HTTP/1.0 client (its body, if it
+    /// has one, goes without its framing, ended by the close), and a 1xx or 204, which never have one (RFC 9110 §8.6,
+    /// RFC 9112 §6.1: a client could wait for a body that never comes).
     /// </summary>
-    public static void WriteResponse(PipeWriter writer, HttpResponseHead response, bool closeClient, bool clientHttp10, bool tunnel, bool dechunked = false)
+    public static void WriteResponse(PipeWriter writer, HttpResponseHead response, bool closeClient, bool clientHttp10, bool tunnel, bool noFraming = false)
     {
         // Worst case: a field sent as "Name:value" is written "Name: value" (a byte more each), plus our Connection line.
         var span = writer.GetSpan(response.Length + response.HeaderCount + 64);
@@ -168,9 +169,9 @@ internal static class HeadWriter
                     continue;
                 case HeaderDisposition.ContentLength:
                 case HeaderDisposition.TransferEncoding:
-                    // Tested here, once per response: starting framingWritten at dechunked instead cost the usual path
+                    // Tested here, once per response: starting framingWritten at noFraming instead cost the usual path
                     // ~10 % (RewriteResponseHead, bench-check).
-                    if (!dechunked)
+                    if (!noFraming)
                     {
                         WriteFraming(span, ref n, ref framingWritten, response.ContentLength, buffer, response.Headers, response.HeaderCount);
                     }

@@ -309,7 +309,7 @@ internal sealed partial class ProxyConnection
                                     // Interim responses (100 Continue, 103 Early Hints) go to HTTP/1.1 clients as they come.
                                     if (_request.Version == HttpVersion.Http11)
                                     {
-                                        HeadWriter.WriteResponse(_client.Output, response, closeClient: false, clientHttp10: false, tunnel: false);
+                                        HeadWriter.WriteResponse(_client.Output, response, closeClient: false, clientHttp10: false, tunnel: false, noFraming: true);
                                         await _client.Output.FlushAsync().ConfigureAwait(false);
                                     }
 
@@ -360,9 +360,10 @@ internal sealed partial class ProxyConnection
                             // skipped without reading it. Say so in the head, as Envoy does.
                             bool closeClient = !keepAlive || closeDelimited || dechunk || code == 101 || _runtime.ShuttingDown
                                 || (bodyTask is not null && !(bodyTask.IsCompletedSuccessfully && bodyTask.Result == CopyStatus.Done));
-                            // No Transfer-Encoding for a 1.0 client even without a body (a HEAD): RFC 9112 §6.1.
+                            // No Transfer-Encoding for a 1.0 client even without a body (a HEAD): RFC 9112 §6.1. A 304
+                            // keeps its framing fields (they describe the selected representation, RFC 9110 §8.6).
                             HeadWriter.WriteResponse(_client.Output, response, closeClient, _request.Version == HttpVersion.Http10, tunnel: false,
-                                dechunked: _request.Version == HttpVersion.Http10 && response.Chunked);
+                                noFraming: (_request.Version == HttpVersion.Http10 && response.Chunked) || code == 204);
                             var copy = CopyStatus.Done;
                             if (closeDelimited)
                             {

@@ -259,7 +259,7 @@ internal sealed partial class ProxyConnection
     private async Task TunnelAsync(UpstreamConnection upstream, CompiledRoute route)
     {
         // After 101 both sides speak another protocol: bytes flow both ways until either side closes.
-        HeadWriter.WriteResponse(_client.Output, upstream.Response, closeClient: false, clientHttp10: false, tunnel: true);
+        HeadWriter.WriteResponse(_client.Output, upstream.Response, closeClient: false, clientHttp10: false, tunnel: true, noFraming: true);
         await _client.Output.FlushAsync().ConfigureAwait(false);
         Volatile.Write(ref _upstream, null);
         var up = CopyUntilCloseAsync(_client, upstream.Output, route: null).AsTask();

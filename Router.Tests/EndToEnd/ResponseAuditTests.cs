@@ -44,6 +44,92 @@ public sealed class ResponseAuditTests
         }
     });
 
+    // ---- 3. Responses without a body ----
+
+    [Test]
+    public async Task NoContentResponse_LosesItsFramingHeaders_NotModifiedKeepsItsContentLength()
+    {
+        await using var upstream = Answering(path => path switch
+        {
+            "/204-length" => "HTTP/1.1 204 No Content\r\nContent-Length: 10\r\nX-A: 1\r\n\r\n",
+            "/204-chunked" => "HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked\r\nX-A: 2\r\n\r\n",
+            "/304" => "HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\nETag: \"v\"\r\n\r\n",
+            _ => "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nlast",
+        });
+        await using var router = RouterFixture.Start(OneUpstream(upstream));
+        using var client = await RawHttpClient.ConnectAsync(router.EndPoint);
+
+        await client.SendAsync("GET /204-length HTTP/1.1\r\nHost: x\r\n\r\n");
+        var noContent = await client.ReadResponseAsync();
+        Assert.That(noContent.StatusCode, Is.EqualTo(204));
+        Assert.That(noContent.Header("X-A"), Is.EqualTo("1"));
+        Assert.That(noContent.Header("Content-Length"), Is.Null, "RFC 9110 §8.6: never a Content-Length on a 204");
+
+        await client.SendAsync("GET /204-chunked HTTP/1.1\r\nHost: x\r\n\r\n");
+        var chunked = await client.ReadResponseAsync();
+        Assert.That(chunked.StatusCode, Is.EqualTo(204));
+        Assert.That(chunked.Header("Transfer-Encoding"), Is.Null, "RFC 9112 §6.1: never a Transfer-Encoding on a 204");
+
+        await client.SendAsync("GET /304 HTTP/1.1\r\nHost: x\r\n\r\n");
+        var notModified = await client.ReadResponseAsync();
+        Assert.That(notModified.StatusCode, Is.EqualTo(304));
+        Assert.That(notModified.Header("Content-Length"), Is.EqualTo("10"), "RFC 9110 §8.6: a 304 may say the selected representation's length");
+
+        await client.SendAsync("GET /last HTTP/1.1\r\nHost: x\r\n\r\n");
+        Assert.That((await client.ReadResponseAsync()).BodyText, Is.EqualTo("last"), "framing stayed in step");
+        Assert.That(upstream.Accepted, Is.EqualTo(1));
+    }
+
+    [Test]
+    public async Task SeveralInterimResponses_AreRelayedInOrder_WithTheirFields_ButNoFraming()
+    {
+        await using var upstream = Answering(_ =>
+            "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n" +
+            "HTTP/1.1 103 Early Hints\r\nLink: </b.js>; rel=preload\r\nContent-Length: 5\r\n\r\n" +
+            "HTTP/1.1 103 Early Hints\r\nLink: </c.png>; rel=preload\r\n\r\n" +
+            "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+        await using var router = RouterFixture.Start(OneUpstream(upstream));
+        using var client = await RawHttpClient.ConnectAsync(router.EndPoint);
+        await client.SendAsync("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        foreach (var link in new[] { "</a.css>; rel=preload", "</b.js>; rel=preload", "</c.png>; rel=preload" })
+        {
+            var hints = await client.ReadResponseAsync();
+            Assert.That(hints.StatusCode, Is.EqualTo(103));
+            Assert.That(hints.Header("Link"), Is.EqualTo(link));
+            Assert.That(hints.Header("Content-Length"), Is.Null, "RFC 9110 §8.6: never a Content-Length on a 1xx");
+        }
+
+        var final = await client.ReadResponseAsync();
+        Assert.That(final.StatusCode, Is.EqualTo(200));
+        Assert.That(final.BodyText, Is.EqualTo("ok"));
+    }
+
+    [Test]
+    public async Task SwitchingProtocols_LosesAFramingHeader_AndTheTunnelCarriesBytes()
+    {
+        await using var upstream = new ScriptedUpstream(async socket =>
+        {
+            await ScriptedUpstream.ReadHeadAsync(socket);
+            await ScriptedUpstream.SendAsync(socket, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: test\r\nConnection: Upgrade\r\nContent-Length: 0\r\n\r\n");
+            var ping = new byte[4];
+            int got = 0;
+            while (got < ping.Length)
+            {
+                got += await socket.ReceiveAsync(ping.AsMemory(got), SocketFlags.None);
+            }
+
+            await socket.SendAsync(ping, SocketFlags.None);
+        });
+        await using var router = RouterFixture.Start(OneUpstream(upstream));
+        using var client = await RawHttpClient.ConnectAsync(router.EndPoint);
+        await client.SendAsync("GET /tunnel HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: test\r\n\r\n");
+        string head = await ScriptedUpstream.ReadHeadAsync(client.Socket);
+        Assert.That(head, Does.StartWith("HTTP/1.1 101 ").And.Contain("\r\nUpgrade: test\r\n"));
+        Assert.That(head, Does.Not.Contain("Content-Length"), "RFC 9110 §8.6: never a Content-Length on a 1xx");
+        await client.SendAsync("ping");
+        Assert.That(Encoding.ASCII.GetString(await client.ReadToEndAsync()), Is.EqualTo("ping"));
+    }
+
     // ---- 4. Response head limits ----
 
     [TestCase(4096)]

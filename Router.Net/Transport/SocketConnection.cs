@@ -31,6 +31,28 @@ internal sealed partial class SocketConnection : PipeConnection
 
     public override bool IsClosed => Aborted || (_reader is null ? _receiveTask.IsCompleted : _reader.Ended);
 
+    /// <summary>
+    /// The input holds nothing, and neither does the socket: the receive loop may not have taken in bytes or a FIN that
+    /// are already in the kernel (its completion is still to run), and a connection reused then would hand them to the
+    /// next request as its response. One poll, as the epoll transport's peek.
+    /// </summary>
+    public override bool IsIdleClean()
+    {
+        if (!base.IsIdleClean())
+        {
+            return false;
+        }
+
+        try
+        {
+            return !Socket.Poll(0, SelectMode.SelectRead);
+        }
+        catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
+        {
+            return false;
+        }
+    }
+
     public override void Start()
     {
         if (_reader is null)

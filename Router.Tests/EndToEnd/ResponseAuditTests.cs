@@ -157,4 +157,69 @@ public sealed class ResponseAuditTests
         Assert.That(response.Header("X-97"), Is.EqualTo("v"));
         Assert.That(response.BodyText, Is.EqualTo("ok"));
     }
+
+    // ---- 6. Upstream misbehaviour mid-exchange ----
+
+    /// <summary>
+    /// An idle pooled connection the upstream wrote to (a second response nobody asked for) or half-closed, on each
+    /// plain transport (the runtime's sockets keep a receive loop on upstream connections; epoll peeks at the socket):
+    /// the router process, so that ROUTER_TRANSPORT picks the transport.
+    /// </summary>
+    [TestCase("epoll", true)]
+    [TestCase("epoll", false)]
+    [TestCase("sockets", true)]
+    [TestCase("sockets", false)]
+    public async Task IdlePooledConnection_ThatSentBytesOrHalfClosed_IsNotReused_OnEachTransport(string transport, bool sendsBytes)
+    {
+        if (transport == "epoll" && !(OperatingSystem.IsLinux() && System.Runtime.InteropServices.RuntimeInformation.ProcessArchitecture == System.Runtime.InteropServices.Architecture.X64))
+        {
+            Assert.Ignore("the epoll transport runs on Linux x64 only");
+        }
+
+        var firstAnswered = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var misbehaved = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        int connections = 0;
+        await using var upstream = new ScriptedUpstream(async socket =>
+        {
+            bool first = Interlocked.Increment(ref connections) == 1;
+            while ((await ScriptedUpstream.ReadHeadAsync(socket)).Length > 0)
+            {
+                if (!first)
+                {
+                    await ScriptedUpstream.SendAsync(socket, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nclean");
+                    continue;
+                }
+
+                await ScriptedUpstream.SendAsync(socket, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+                await firstAnswered.Task;
+                if (sendsBytes)
+                {
+                    await ScriptedUpstream.SendAsync(socket, "HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nSMUGGLED");
+                }
+                else
+                {
+                    socket.Shutdown(SocketShutdown.Send);
+                }
+
+                misbehaved.SetResult();
+            }
+        });
+        var environment = transport == "sockets" ? new Dictionary<string, string> { ["ROUTER_TRANSPORT"] = "sockets" } : null;
+        await using var router = await RouterProcess.StartProxyingAsync(upstream.Address, environment);
+
+        using (var client = await RawHttpClient.ConnectAsync(router.EndPoint))
+        {
+            await client.SendAsync("GET /first HTTP/1.1\r\nHost: x\r\n\r\n");
+            Assert.That((await client.ReadResponseAsync()).BodyText, Is.EqualTo("ok"));
+        }
+
+        firstAnswered.SetResult();
+        await misbehaved.Task; // on loopback the bytes (or the FIN) are in the router's receive queue once this returns
+        using var other = await RawHttpClient.ConnectAsync(router.EndPoint);
+        await other.SendAsync("POST /second HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n");
+        var second = await other.ReadResponseAsync();
+        Assert.That(second.StatusCode, Is.EqualTo(200), "a POST is not retried: it must not go on that connection at all");
+        Assert.That(second.BodyText, Is.EqualTo("clean"));
+        Assert.That(upstream.Accepted, Is.EqualTo(2));
+    }
 }

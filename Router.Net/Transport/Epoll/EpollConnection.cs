@@ -65,10 +65,7 @@ internal sealed class EpollConnection : PipeConnection
     /// </summary>
     public override bool IsClosed => Aborted || _reader.Ended || HungUp;
 
-    /// <summary>
-    /// Nobody reads an idle pooled connection, so ask the kernel: free when no edge came since its last response was
-    /// read; otherwise one peek at the socket (an edge can also be a late one for bytes already read).
-    /// </summary>
+    /// <summary>Nobody reads an idle pooled connection, so ask the kernel: one peek at the socket.</summary>
     public override bool IsIdleClean() => !IsClosed && _reader.IsIdleClean();
 
     /// <summary>

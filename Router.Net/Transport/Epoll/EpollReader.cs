@@ -30,6 +30,11 @@ internal sealed class EpollReader : DirectReader, IValueTaskSource<int>
     public void Signal() => _readable.Signal();
 
     /// <summary>True when nothing is buffered and the socket has nothing to read (no bytes, no FIN, no error).</summary>
+    /// <remarks>
+    /// Always one peek, even with no edge since the last drained read: an edge for bytes or a FIN already in the kernel
+    /// may not be counted yet (its loop is busy, maybe with the very request that asks, or is another thread), and a
+    /// connection reused then hands those bytes to that request as its response, or loses it to the close.
+    /// </remarks>
     public unsafe bool IsIdleClean()
     {
         if (!Buffered().IsEmpty)
@@ -38,11 +43,6 @@ internal sealed class EpollReader : DirectReader, IValueTaskSource<int>
         }
 
         int sequence = _readable.Sequence;
-        if (sequence == _drainedAt)
-        {
-            return true;
-        }
-
         byte probe;
         nint received = EpollNative.Recv(_handle, &probe, 1, EpollNative.MsgPeek | EpollNative.MsgDontWait);
         if (received < 0 && Marshal.GetLastPInvokeError() == EpollNative.EAGAIN)

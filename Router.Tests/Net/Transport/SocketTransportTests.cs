@@ -325,6 +325,66 @@ public sealed class SocketTransportTests
         Assert.That(await Eventually.TrueAsync(() => quiet.IsClosed && !quiet.IsIdleClean(), Timeout), Is.True, "the peer's FIN, seen without reading");
     }
 
+    [TestCase(true)]
+    [TestCase(false)]
+    public async Task EpollIdleConnection_SeesBytesOrAFinAlreadyInTheKernel_BeforeItsLoopCountedTheirEdge(bool sendsBytes)
+    {
+        if (!EpollTransport.Enabled)
+        {
+            Assert.Ignore("the epoll transport runs on Linux x64 only");
+        }
+
+        // The check runs on the connection's own loop thread, in the middle of handling an edge, as a request served
+        // there rents a pooled connection: the loop cannot have counted the edge for what the peer just sent.
+        using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        listener.Listen();
+        using var peer = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        await peer.ConnectAsync(listener.LocalEndPoint!);
+        await using var connection = EpollTransport.Accept(listener.SafeHandle, out int errno) ?? throw new SocketException(errno);
+        var clean = new TaskCompletionSource<(bool Before, bool After)>(TaskCreationOptions.RunContinuationsAsynchronously);
+        connection.StartOnLoop(
+            _ =>
+            {
+                bool before = connection.IsIdleClean();
+                if (sendsBytes)
+                {
+                    peer.Send("unasked"u8); // loopback: in the connection's receive queue when this returns
+                }
+                else
+                {
+                    peer.Shutdown(SocketShutdown.Send);
+                }
+
+                clean.SetResult((before, connection.IsIdleClean()));
+            },
+            connection);
+        var (quiet, afterPeer) = await clean.Task.WaitAsync(Timeout);
+        Assert.That(quiet, Is.True, "nothing arrived yet");
+        Assert.That(afterPeer, Is.False, sendsBytes ? "bytes nobody asked for" : "the peer's FIN");
+    }
+
+    [TestCase(true)]
+    [TestCase(false)]
+    public async Task SocketPipeIdleConnection_SeesBytesOrAFinAlreadyInTheKernel_BeforeItsReceiveLoopTookThem(bool sendsBytes)
+    {
+        var (peer, connection) = await PairAsync(Kind.SocketPipe);
+        await using var _ = connection;
+        using var __ = peer;
+        Assert.That(connection.IsIdleClean(), Is.True, "nothing arrived yet");
+        if (sendsBytes)
+        {
+            peer.Send("unasked"u8); // loopback: in the connection's receive queue when this returns
+        }
+        else
+        {
+            peer.Shutdown(SocketShutdown.Send);
+        }
+
+        // At once: the receive loop's completion for them is still to run (it is another thread's work).
+        Assert.That(connection.IsIdleClean(), Is.False, sendsBytes ? "bytes nobody asked for" : "the peer's FIN");
+    }
+
     private static async Task<(Socket Peer, PipeConnection Connection)> PairAsync(Kind kind)
     {
         if (kind == Kind.Epoll && !EpollTransport.Enabled)

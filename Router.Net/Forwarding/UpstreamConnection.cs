@@ -36,6 +36,9 @@ internal sealed class UpstreamConnection
     /// <summary>When it went back to the pool (Environment.TickCount64), for idle eviction.</summary>
     public long IdleSince;
 
+    /// <summary>Time (Environment.TickCount64) from which it is not reused: the upstream said it closes idle connections then.</summary>
+    public long ReuseBefore = long.MaxValue;
+
     /// <summary>
     /// A pooled connection is usable when the upstream has not closed it and sent nothing unasked.
     /// </summary>

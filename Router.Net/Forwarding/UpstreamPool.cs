@@ -100,7 +100,9 @@ internal sealed class UpstreamPool
                 _idleCount = top;
             }
 
-            if (ReferenceEquals(candidate!.Tls, tls) && candidate.IsReusable())
+            if (ReferenceEquals(candidate!.Tls, tls)
+                && (candidate.ReuseBefore == long.MaxValue || Environment.TickCount64 < candidate.ReuseBefore)
+                && candidate.IsReusable())
             {
                 return candidate;
             }
@@ -223,7 +225,27 @@ internal sealed class UpstreamPool
     {
         connection.Uses++;
         connection.IdleSince = Environment.TickCount64;
+        int keepAlive = connection.Response.KeepAliveTimeout;
         connection.Response.Release();
+        if (keepAlive >= 0)
+        {
+            // "Keep-Alive: timeout=N": the upstream closes the connection after N idle seconds, and a request sent as it
+            // does is lost (a POST is not retried: 502). Reused for N less a second (half of N under two seconds): its
+            // timer started about when it sent the response, and the next request must reach it before the timer fires.
+            long usableMs = (keepAlive * 1000L) - Math.Min(1000L, keepAlive * 500L);
+            if (usableMs <= 0)
+            {
+                connection.CloseInBackground();
+                return;
+            }
+
+            connection.ReuseBefore = connection.IdleSince + usableMs;
+        }
+        else
+        {
+            connection.ReuseBefore = long.MaxValue;
+        }
+
         lock (_gate)
         {
             // Checked under the lock: Drain empties the stack under it, so nothing can slip in after.
@@ -244,7 +266,10 @@ internal sealed class UpstreamPool
 
     internal void OnClosed() => Interlocked.Decrement(ref _open);
 
-    /// <summary>Closes idle connections older than <paramref name="maxIdleMs"/>; called from the heartbeat.</summary>
+    /// <summary>
+    /// Closes idle connections older than <paramref name="maxIdleMs"/> or past the keep-alive timeout their upstream
+    /// announced; called from the heartbeat.
+    /// </summary>
     public void EvictIdle(long nowMs, long maxIdleMs)
     {
         // Off the hot path (one heartbeat tick): a batch at a time, so the stack is shifted once per batch, not once
@@ -255,9 +280,10 @@ internal sealed class UpstreamPool
             int expired = 0;
             lock (_gate)
             {
-                // The bottom of the stack is the oldest.
+                // The bottom of the stack is the oldest (and, a destination announcing one keep-alive timeout, the
+                // first past it).
                 int limit = Math.Min(_idleCount, 64);
-                while (expired < limit && nowMs - _idle[expired]!.IdleSince > maxIdleMs)
+                while (expired < limit && (nowMs - _idle[expired]!.IdleSince > maxIdleMs || nowMs >= _idle[expired]!.ReuseBefore))
                 {
                     expired++;
                 }

@@ -99,6 +99,7 @@ internal static class Http1Parser
         head.Chunked = fields.CheckFraming(head.Version, upstream: true);
         head.TransferCoded = fields.OtherCoding;
         head.Connection = fields.Connection;
+        head.KeepAliveTimeout = fields.KeepAliveTimeout;
 
         reader.Advance(skip + length);
         return true;
@@ -488,6 +489,7 @@ internal static class Http1Parser
         public bool FinalCodingKnown;
         public bool OtherCoding;
         public ConnectionOptions Connection;
+        public int KeepAliveTimeout = -1;
         public bool Upgrade;
         public bool UpgradeH2c;
         public bool ExpectContinue;
@@ -598,6 +600,9 @@ internal static class Http1Parser
             case 10 when Ascii.EqualsIgnoreCase(name, "Connection"u8):
                 fields.Connection |= ParseConnection(value);
                 break;
+            case 10 when upstream && Ascii.EqualsIgnoreCase(name, "Keep-Alive"u8):
+                fields.KeepAliveTimeout = ParseKeepAliveTimeout(value, fields.KeepAliveTimeout);
+                break;
             case 14 when Ascii.EqualsIgnoreCase(name, "Content-Length"u8):
                 fields.ContentLength = ParseContentLength(value, fields.ContentLength, upstream);
                 break;
@@ -654,6 +659,41 @@ internal static class Http1Parser
             if (comma < 0)
             {
                 return options;
+            }
+
+            value = value[(comma + 1)..];
+        }
+    }
+
+    /// <summary>
+    /// The <c>timeout=N</c> parameter of a Keep-Alive field (<c>timeout=5, max=100</c>): the smallest given, capped at a
+    /// day; anything malformed is ignored (it is a hint, and the connection's own close still ends it).
+    /// </summary>
+    private static int ParseKeepAliveTimeout(ReadOnlySpan<byte> value, int current)
+    {
+        while (true)
+        {
+            var comma = value.IndexOf((byte)',');
+            var parameter = TrimWhitespace(comma < 0 ? value : value[..comma]);
+            var equals = parameter.IndexOf((byte)'=');
+            if (equals > 0 && Ascii.EqualsIgnoreCase(TrimWhitespace(parameter[..equals]), "timeout"u8))
+            {
+                var digits = TrimWhitespace(parameter[(equals + 1)..]);
+                if (!digits.IsEmpty && digits.IndexOfAnyExceptInRange((byte)'0', (byte)'9') < 0)
+                {
+                    int seconds = 0;
+                    foreach (var b in digits)
+                    {
+                        seconds = Math.Min((seconds * 10) + (b - '0'), 86_400);
+                    }
+
+                    current = current < 0 ? seconds : Math.Min(current, seconds);
+                }
+            }
+
+            if (comma < 0)
+            {
+                return current;
             }
 
             value = value[(comma + 1)..];

@@ -23,6 +23,9 @@ internal sealed class HttpResponseHead
 
     public ConnectionOptions Connection;
 
+    /// <summary>The <c>timeout</c> of a <c>Keep-Alive</c> field (seconds the upstream keeps an idle connection), or -1.</summary>
+    public int KeepAliveTimeout = -1;
+
     /// <summary>The upstream may be reused after this response (given the body is fully read).</summary>
     public bool KeepAlive => Version == HttpVersion.Http11
         ? (Connection & ConnectionOptions.Close) == 0
@@ -41,6 +44,7 @@ internal sealed class HttpResponseHead
         Chunked = false;
         TransferCoded = false;
         Connection = ConnectionOptions.None;
+        KeepAliveTimeout = -1;
     }
 
     public void Release()

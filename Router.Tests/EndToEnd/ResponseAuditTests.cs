@@ -29,6 +29,10 @@ public sealed class ResponseAuditTests
         ],
     };
 
+    private static DestinationState Destination(RouterFixture router) => router.Host.Table.Current!.Clusters[0].Destinations[0];
+
+    private static UpstreamPool Pool(RouterFixture router) => UpstreamPool.For(Destination(router));
+
     /// <summary>An upstream that answers every request head on a connection with <paramref name="answer"/>(path), until the router closes it.</summary>
     private static ScriptedUpstream Answering(Func<string, string> answer) => new(async socket =>
     {
@@ -221,5 +225,36 @@ public sealed class ResponseAuditTests
         Assert.That(second.StatusCode, Is.EqualTo(200), "a POST is not retried: it must not go on that connection at all");
         Assert.That(second.BodyText, Is.EqualTo("clean"));
         Assert.That(upstream.Accepted, Is.EqualTo(2));
+    }
+
+    // ---- Keep-Alive: timeout ----
+
+    [TestCase("Keep-Alive: timeout=5, max=100\r\n", false, 1)]
+    [TestCase("Keep-Alive: timeout=1\r\n", false, 1)]
+    [TestCase("Keep-Alive: timeout=1\r\n", true, 2)]
+    [TestCase("Keep-Alive: timeout=0\r\n", false, 2)]
+    [TestCase("Keep-Alive: max=5, timeout = 0\r\nKeep-Alive: timeout=30\r\n", false, 2)]
+    public async Task KeepAliveTimeout_TheUpstreamAnnounces_BoundsReuse(string keepAlive, bool waitForIt, int connections)
+    {
+        // The upstream never closes: only the router's reading of the announced timeout decides. A POST, which would
+        // not be retried if the upstream closed the connection as it arrived.
+        await using var upstream = Answering(_ => "HTTP/1.1 200 OK\r\n" + keepAlive + "Content-Length: 2\r\n\r\nok");
+        await using var router = RouterFixture.Start(OneUpstream(upstream));
+        using var client = await RawHttpClient.ConnectAsync(router.EndPoint);
+        for (int i = 0; i < 2; i++)
+        {
+            if (i == 1 && waitForIt)
+            {
+                // Idle past the announced second (less the margin): the pool closes it without a rent.
+                Assert.That(await Eventually.TrueAsync(() => Pool(router).OpenConnections == 0, TimeSpan.FromSeconds(5)), Is.True, "closed at the announced timeout");
+            }
+
+            await client.SendAsync("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n");
+            var response = await client.ReadResponseAsync();
+            Assert.That(response.BodyText, Is.EqualTo("ok"));
+            Assert.That(response.Header("Keep-Alive"), Is.Null, "hop-by-hop");
+        }
+
+        Assert.That(upstream.Accepted, Is.EqualTo(connections));
     }
 }

@@ -67,6 +67,20 @@ public sealed class Http1ResponseParserTests
         });
     }
 
+    [TestCase("", -1)]
+    [TestCase("Keep-Alive: timeout=5, max=100\r\n", 5)]
+    [TestCase("keep-alive: MAX=3 ,TIMEOUT = 7\r\n", 7)]
+    [TestCase("Keep-Alive: timeout=30\r\nKeep-Alive: timeout=2\r\n", 2)]
+    [TestCase("Keep-Alive: timeout=99999999999\r\n", 86_400)]
+    [TestCase("Keep-Alive: timeout=5s, max=100\r\n", -1)]
+    [TestCase("Keep-Alive: timeout=\r\n", -1)]
+    [TestCase("Keep-Alive: max=100\r\n", -1)]
+    public void KeepAliveTimeout_IsTheSmallestTimeoutParameter_MalformedOnesIgnored(string field, int seconds)
+    {
+        var head = ParseHead("HTTP/1.1 200 OK\r\n" + field + "Content-Length: 0\r\n\r\n");
+        Assert.That(head.KeepAliveTimeout, Is.EqualTo(seconds));
+    }
+
     [Test]
     public void Http10WithoutReason_IsAcceptedAndNotKeptAlive()
     {

@@ -145,8 +145,9 @@ internal static class HeadWriter
     /// </summary>
     public static void WriteResponse(PipeWriter writer, HttpResponseHead response, bool closeClient, bool clientHttp10, bool tunnel, bool noFraming = false)
     {
-        // Worst case: a field sent as "Name:value" is written "Name: value" (a byte more each), plus our Connection line.
-        var span = writer.GetSpan(response.Length + response.HeaderCount + 64);
+        // Worst case: a field sent as "Name:value" is written "Name: value" (a byte more each), plus our Date and
+        // Connection lines.
+        var span = writer.GetSpan(response.Length + response.HeaderCount + 96);
         int n = 0;
         var buffer = response.Buffer;
 
@@ -193,6 +194,14 @@ internal static class HeadWriter
             }
 
             AppendField(span, ref n, name, buffer.AsSpan(field.Value.Start, field.Value.Length));
+        }
+
+        if (!response.HasDate && response.StatusCode >= 200)
+        {
+            // RFC 9110 §6.6.1: a recipient with a clock that forwards a response without Date must add one.
+            Append(span, ref n, "Date: "u8);
+            Append(span, ref n, HttpDate.Current);
+            Append(span, ref n, "\r\n"u8);
         }
 
         if (tunnel)

@@ -100,6 +100,7 @@ internal static class Http1Parser
         head.TransferCoded = fields.OtherCoding;
         head.Connection = fields.Connection;
         head.KeepAliveTimeout = fields.KeepAliveTimeout;
+        head.HasDate = fields.Date;
 
         reader.Advance(skip + length);
         return true;
@@ -490,6 +491,7 @@ internal static class Http1Parser
         public bool OtherCoding;
         public ConnectionOptions Connection;
         public int KeepAliveTimeout = -1;
+        public bool Date;
         public bool Upgrade;
         public bool UpgradeH2c;
         public bool ExpectContinue;
@@ -589,6 +591,9 @@ internal static class Http1Parser
         {
             case 4 when !upstream && Ascii.EqualsIgnoreCase(name, "Host"u8):
                 OnHost(value, valueSegment, ref fields);
+                break;
+            case 4 when upstream && Ascii.EqualsIgnoreCase(name, "Date"u8):
+                fields.Date = true;
                 break;
             case 6 when !upstream && Ascii.EqualsIgnoreCase(name, "Expect"u8):
                 fields.ExpectContinue |= Ascii.EqualsIgnoreCase(value, "100-continue"u8);

@@ -23,6 +23,9 @@ internal sealed class HttpResponseHead
 
     public ConnectionOptions Connection;
 
+    /// <summary>It has a <c>Date</c> field.</summary>
+    public bool HasDate;
+
     /// <summary>The <c>timeout</c> of a <c>Keep-Alive</c> field (seconds the upstream keeps an idle connection), or -1.</summary>
     public int KeepAliveTimeout = -1;
 
@@ -45,6 +48,7 @@ internal sealed class HttpResponseHead
         TransferCoded = false;
         Connection = ConnectionOptions.None;
         KeepAliveTimeout = -1;
+        HasDate = false;
     }
 
     public void Release()

@@ -138,28 +138,34 @@ public sealed class ResponseAuditTests
 
     [TestCase(4096)]
     [TestCase(8192)]
-    public async Task ResponseHead_OfCompactFields_JustUnderABufferSize_IsForwardedWhole(int size)
+    public async Task ResponseHead_OfCompactFields_JustUnderABufferSize_IsForwardedWhole(int bufferSize)
     {
         // "Name:value" (no space: optional whitespace) grows by a byte per field when rewritten as "Name: value".
-        // A head whose size plus the rewrite's slack is exactly a buffer's size, with many such fields.
-        var head = new StringBuilder("HTTP/1.1 200 OK\r\n");
-        for (int i = 0; i < 98; i++)
+        // Heads of 100 such fields whose size plus the writer's slack falls on every side of a buffer's size.
+        static string Head(int size)
         {
-            head.Append("X-").Append(i.ToString("D2", System.Globalization.CultureInfo.InvariantCulture)).Append(":v\r\n");
+            var head = new StringBuilder("HTTP/1.1 200 OK\r\n");
+            for (int i = 0; i < 98; i++)
+            {
+                head.Append("X-").Append(i.ToString("D2", System.Globalization.CultureInfo.InvariantCulture)).Append(":v\r\n");
+            }
+
+            const string Tail = "Content-Length:2\r\n\r\n";
+            head.Append("X-Pad:").Append('p', size - head.Length - "X-Pad:\r\n".Length - Tail.Length).Append("\r\n").Append(Tail);
+            return head.ToString();
         }
 
-        const string Tail = "Content-Length:2\r\n\r\n";
-        int pad = size - 64 - head.Length - "X-Pad:\r\n".Length - Tail.Length;
-        head.Append("X-Pad:").Append('p', pad).Append("\r\n").Append(Tail);
-        Assert.That(head.Length, Is.EqualTo(size - 64));
-        await using var upstream = Answering(_ => head + "ok");
+        await using var upstream = Answering(path => Head(int.Parse(path[1..], System.Globalization.CultureInfo.InvariantCulture)) + "ok");
         await using var router = RouterFixture.Start(OneUpstream(upstream));
         using var client = await RawHttpClient.ConnectAsync(router.EndPoint);
-        await client.SendAsync("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
-        var response = await client.ReadResponseAsync();
-        Assert.That(response.StatusCode, Is.EqualTo(200));
-        Assert.That(response.Header("X-97"), Is.EqualTo("v"));
-        Assert.That(response.BodyText, Is.EqualTo("ok"));
+        for (int size = bufferSize - 160; size <= bufferSize; size += 4)
+        {
+            await client.SendAsync($"GET /{size} HTTP/1.1\r\nHost: x\r\n\r\n");
+            var response = await client.ReadResponseAsync();
+            Assert.That(response.StatusCode, Is.EqualTo(200), $"a head of {size} bytes");
+            Assert.That(response.Header("X-97"), Is.EqualTo("v"));
+            Assert.That(response.BodyText, Is.EqualTo("ok"));
+        }
     }
 
     // ---- 6. Upstream misbehaviour mid-exchange ----
@@ -256,5 +262,27 @@ public sealed class ResponseAuditTests
         }
 
         Assert.That(upstream.Accepted, Is.EqualTo(connections));
+    }
+
+    // ---- 7. Via, Server, Date ----
+
+    [Test]
+    public async Task ResponseWithoutDate_GetsTheRoutersDate_AnInterimResponseDoesNot()
+    {
+        await using var upstream = Answering(_ => "HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+        await using var router = RouterFixture.Start(OneUpstream(upstream));
+        using var client = await RawHttpClient.ConnectAsync(router.EndPoint);
+        await client.SendAsync("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        var hints = await client.ReadResponseAsync();
+        Assert.That(hints.StatusCode, Is.EqualTo(103));
+        Assert.That(hints.Header("Date"), Is.Null);
+        var response = await client.ReadResponseAsync();
+        Assert.That(response.BodyText, Is.EqualTo("ok"));
+        var dates = response.Headers.Where(h => h.Key == "Date").Select(h => h.Value).ToArray();
+        Assert.That(dates, Has.Length.EqualTo(1), "RFC 9110 §6.6.1: a proxy with a clock adds the Date a response lacks");
+        Assert.That(
+            DateTimeOffset.TryParseExact(dates[0], "r", System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.AssumeUniversal, out var date),
+            Is.True, "an IMF-fixdate: " + dates[0]);
+        Assert.That(date, Is.EqualTo(DateTimeOffset.UtcNow).Within(TimeSpan.FromSeconds(5)));
     }
 }

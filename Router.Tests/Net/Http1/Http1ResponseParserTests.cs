@@ -82,6 +82,14 @@ public sealed class Http1ResponseParserTests
     }
 
     [Test]
+    public void DateField_IsNoticed()
+    {
+        Assert.That(ParseHead(Valid["404 chunked"]).HasDate, Is.True);
+        Assert.That(ParseHead(Valid["200 with Content-Length"]).HasDate, Is.False);
+        Assert.That(ParseHead("HTTP/1.1 200 OK\r\nDATE: Sat, 28 Nov 2026 08:00:00 GMT\r\n\r\n").HasDate, Is.True);
+    }
+
+    [Test]
     public void Http10WithoutReason_IsAcceptedAndNotKeptAlive()
     {
         var head = ParseHead(Valid["HTTP/1.0 204 without reason"]);

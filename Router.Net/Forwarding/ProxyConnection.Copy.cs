@@ -54,6 +54,8 @@ internal sealed partial class ProxyConnection
             {
                 return CopyStatus.DestinationClosed;
             }
+
+            RequestBodyWentUp();
         }
 
         return CopyStatus.Done;
@@ -117,6 +119,7 @@ internal sealed partial class ProxyConnection
                 return CopyStatus.DestinationClosed;
             }
 
+            RequestBodyWentUp();
             if (done)
             {
                 return CopyStatus.Done;

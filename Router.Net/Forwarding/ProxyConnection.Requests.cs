@@ -225,6 +225,7 @@ internal sealed partial class ProxyConnection
                             bool bodySent = _request.HasBody && TryWriteBufferedBody(upstream.Output);
                             var upstreamFlush = await upstream.Output.FlushAsync().ConfigureAwait(false);
                             Task<CopyStatus>? bodyTask = null;
+                            _responseTimeoutMs = route.ResponseTimeoutMs;
                             if (!upstreamFlush.IsCompleted && _request.HasBody && !bodySent)
                             {
                                 _requestChunks.Reset();
@@ -233,7 +234,7 @@ internal sealed partial class ProxyConnection
 
                             // Response head, relaying interim 1xx responses.
                             Volatile.Write(ref _timedOut, 0);
-                            Volatile.Write(ref _responseDeadline, Environment.TickCount64 + route.ResponseTimeoutMs);
+                            Volatile.Write(ref _responseDeadline, Environment.TickCount64 + _responseTimeoutMs);
                             _upstreamStart = Stopwatch.GetTimestamp();
                             var upstreamInput = upstream.Input;
                             var response = upstream.Response;

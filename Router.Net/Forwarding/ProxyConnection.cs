@@ -54,6 +54,7 @@ internal sealed partial class ProxyConnection
     private long _headDeadline = long.MaxValue;
     private long _responseDeadline = long.MaxValue;
     private long _idleDeadline = long.MaxValue;
+    private int _responseTimeoutMs;
     private int _headDeadlineIsKeepAlive;
     private int _timedOut;
     private int _idle;
@@ -203,6 +204,20 @@ internal sealed partial class ProxyConnection
         long waited = Volatile.Read(ref _bodyWaitMs) + (waitStart == long.MaxValue ? 0 : Math.Max(0, nowMs - waitStart));
         return waited > limits.MinRequestBodyDataRateGrace.TotalMilliseconds
             && Volatile.Read(ref _bodyBytes) < limits.MinRequestBodyDataRate * waited / 1000;
+    }
+
+    /// <summary>
+    /// Request body bytes went up: the response timeout counts from the last of them, not from the head, so an upload
+    /// that takes longer than the timeout is not cut while the upstream takes it in (nginx and Envoy start theirs once
+    /// the request is sent). Only while the response head is awaited: once it came (no deadline), nothing is re-armed.
+    /// </summary>
+    private void RequestBodyWentUp()
+    {
+        long deadline = Volatile.Read(ref _responseDeadline);
+        if (deadline != long.MaxValue)
+        {
+            Interlocked.CompareExchange(ref _responseDeadline, Environment.TickCount64 + _responseTimeoutMs, deadline);
+        }
     }
 
     private void BeginClientBodyRead()

@@ -170,6 +170,86 @@ public sealed class ResponseAuditTests
 
     // ---- 6. Upstream misbehaviour mid-exchange ----
 
+    [TestCase(false)]
+    [TestCase(true)]
+    public async Task Upload_LongerThanTheResponseTimeout_IsNotCut_TheTimeoutCountsFromItsLastByte(bool chunked)
+    {
+        // Ten pieces 150 ms apart against a 500 ms response timeout: the upstream takes each as it comes and answers
+        // once it has the whole body, 1.5 s after the head.
+        await using var upstream = new ScriptedUpstream(async socket =>
+        {
+            await ScriptedUpstream.ReadHeadAsync(socket);
+            var received = new StringBuilder();
+            var buffer = new byte[4096];
+            while (chunked ? !received.ToString().EndsWith("\r\n0\r\n\r\n", StringComparison.Ordinal) : received.Length < 1000)
+            {
+                int n = await socket.ReceiveAsync(buffer, SocketFlags.None);
+                if (n == 0)
+                {
+                    return;
+                }
+
+                received.Append(Encoding.ASCII.GetString(buffer, 0, n));
+            }
+
+            await ScriptedUpstream.SendAsync(socket, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+            await ScriptedUpstream.ReadHeadAsync(socket);
+        });
+        await using var router = RouterFixture.Start(OneUpstream(upstream, responseTimeoutMs: 500));
+        using var client = await RawHttpClient.ConnectAsync(router.EndPoint);
+        await client.SendAsync("POST /upload HTTP/1.1\r\nHost: x\r\n" + (chunked ? "Transfer-Encoding: chunked\r\n\r\n" : "Content-Length: 1000\r\n\r\n"));
+        for (int i = 0; i < 10; i++)
+        {
+            await Task.Delay(150); // pacing: the upload outlasts the response timeout
+            await client.SendAsync(chunked ? "64\r\n" + new string('b', 100) + "\r\n" : new string('b', 100));
+        }
+
+        if (chunked)
+        {
+            await client.SendAsync("0\r\n\r\n");
+        }
+
+        var response = await client.ReadResponseAsync();
+        Assert.That(response.StatusCode, Is.EqualTo(200), "the upstream was taking the body all along: not a gateway timeout");
+        Assert.That(response.BodyText, Is.EqualTo("ok"));
+    }
+
+    [Test]
+    public async Task Upload_TheUpstreamStopsTaking_Is504AfterTheResponseTimeout()
+    {
+        // The upstream reads the head and nothing more: once the socket buffers are full no body byte goes up, and
+        // the response timeout, counted from the last that did, ends the wait.
+        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var upstream = new ScriptedUpstream(async socket =>
+        {
+            await ScriptedUpstream.ReadHeadAsync(socket);
+            await done.Task;
+        });
+        await using var router = RouterFixture.Start(OneUpstream(upstream, responseTimeoutMs: 500));
+        using var client = await RawHttpClient.ConnectAsync(router.EndPoint);
+        await client.SendAsync("POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000\r\n\r\n");
+        using var stop = new CancellationTokenSource();
+        var uploading = Task.Run(async () =>
+        {
+            var chunk = new byte[64 * 1024];
+            try
+            {
+                while (!stop.IsCancellationRequested)
+                {
+                    await client.Socket.SendAsync(chunk, SocketFlags.None, stop.Token);
+                }
+            }
+            catch (Exception ex) when (ex is SocketException or OperationCanceledException or ObjectDisposedException)
+            {
+            }
+        });
+        var response = await client.ReadResponseAsync();
+        await stop.CancelAsync();
+        await uploading;
+        done.SetResult();
+        Assert.That(response.StatusCode, Is.EqualTo(504));
+    }
+
     /// <summary>
     /// An idle pooled connection the upstream wrote to (a second response nobody asked for) or half-closed, on each
     /// plain transport (the runtime's sockets keep a receive loop on upstream connections; epoll peeks at the socket):

@@ -15,6 +15,9 @@ namespace Router.Tests.EndToEnd;
 /// </summary>
 public sealed class ResponseAuditTests
 {
+    private static readonly string[] LastChunkPieces = ["0", "\r", "\n", "\r", "\n"];
+    private static readonly string[] UpstreamVia = ["1.1 cdn"];
+
     private static RouterConfig OneUpstream(ScriptedUpstream upstream, int? responseTimeoutMs = null) => new()
     {
         Routes = [Route("r", "c")],
@@ -47,6 +50,52 @@ public sealed class ResponseAuditTests
             await ScriptedUpstream.SendAsync(socket, answer(head.Split(' ')[1]));
         }
     });
+
+    // ---- 1. Connection on responses ----
+
+    [TestCase("Connection: close, X-Internal\r\n", false)]
+    [TestCase("Connection: X-Internal, CLOSE\r\n", false)]
+    [TestCase("Connection: X-Internal\r\nConnection: Close\r\n", false)]
+    [TestCase("connection: x-internal ,  keep-alive\r\n", true)]
+    public async Task ResponseConnection_NamedFieldsNeverReachTheClient_AndCloseAnywhereInItIsHonoured(string connection, bool reusable)
+    {
+        // The upstream keeps every connection open and answers whatever comes on it: only the router's reading of
+        // Connection decides whether the second request reuses the first connection.
+        await using var upstream = Answering(_ => "HTTP/1.1 200 OK\r\n" + connection + "X-Internal: secret\r\nX-Public: yes\r\nContent-Length: 2\r\n\r\nok");
+        await using var router = RouterFixture.Start(OneUpstream(upstream));
+        using var client = await RawHttpClient.ConnectAsync(router.EndPoint);
+        for (int i = 0; i < 2; i++)
+        {
+            await client.SendAsync("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+            var response = await client.ReadResponseAsync();
+            Assert.That(response.StatusCode, Is.EqualTo(200));
+            Assert.That(response.BodyText, Is.EqualTo("ok"));
+            Assert.That(response.Header("X-Internal"), Is.Null, "a field Connection names is hop-by-hop");
+            Assert.That(response.Header("X-Public"), Is.EqualTo("yes"));
+            Assert.That(response.Header("Connection"), Is.Null, "the client's connection is the router's: it stays open");
+        }
+
+        Assert.That(upstream.Accepted, Is.EqualTo(reusable ? 1 : 2), reusable ? "reused" : "close was honoured: not reused");
+    }
+
+    // ---- 2. Keep-alive of HTTP/1.0 upstreams ----
+
+    [TestCase("HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok", false)]
+    [TestCase("HTTP/1.0 200 OK\r\nContent-Length: 2\r\nConnection: Keep-Alive\r\n\r\nok", true)]
+    [TestCase("HTTP/1.0 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive, close\r\n\r\nok", false)]
+    public async Task Http10Upstream_IsReusedOnlyWhenItSaysKeepAlive(string response, bool reusable)
+    {
+        await using var upstream = Answering(_ => response);
+        await using var router = RouterFixture.Start(OneUpstream(upstream));
+        using var client = await RawHttpClient.ConnectAsync(router.EndPoint);
+        for (int i = 0; i < 2; i++)
+        {
+            await client.SendAsync("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+            Assert.That((await client.ReadResponseAsync()).BodyText, Is.EqualTo("ok"));
+        }
+
+        Assert.That(upstream.Accepted, Is.EqualTo(reusable ? 1 : 2));
+    }
 
     // ---- 3. Responses without a body ----
 
@@ -134,7 +183,90 @@ public sealed class ResponseAuditTests
         Assert.That(Encoding.ASCII.GetString(await client.ReadToEndAsync()), Is.EqualTo("ping"));
     }
 
+    [Test]
+    public async Task InterimResponse_AfterTheFinalOne_NeverReachesTheClient_AndTheConnectionIsNotReused()
+    {
+        int connections = 0;
+        await using var upstream = new ScriptedUpstream(async socket =>
+        {
+            bool first = Interlocked.Increment(ref connections) == 1;
+            while ((await ScriptedUpstream.ReadHeadAsync(socket)).Length > 0)
+            {
+                await ScriptedUpstream.SendAsync(socket, first
+                    ? "HTTP/1.1 204 No Content\r\n\r\nHTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </late>\r\n\r\n"
+                    : "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nclean");
+            }
+        });
+        await using var router = RouterFixture.Start(OneUpstream(upstream));
+        using var client = await RawHttpClient.ConnectAsync(router.EndPoint);
+        await client.SendAsync("GET /first HTTP/1.1\r\nHost: x\r\n\r\n");
+        Assert.That((await client.ReadResponseAsync()).StatusCode, Is.EqualTo(204));
+        await client.SendAsync("GET /second HTTP/1.1\r\nHost: x\r\n\r\n");
+        var second = await client.ReadResponseAsync();
+        Assert.That(second.StatusCode, Is.EqualTo(200), "the 1xx after a final response is no part of the next exchange");
+        Assert.That(second.BodyText, Is.EqualTo("clean"));
+        Assert.That(upstream.Accepted, Is.EqualTo(2));
+    }
+
     // ---- 4. Response head limits ----
+
+    [TestCase(33 * 1024, 1)]
+    [TestCase(100, 101)]
+    public async Task ResponseHead_OverTheLimits_Is502_AndItsConnectionIsClosed(int valueBytes, int fields)
+    {
+        var upstreamSawClose = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var head = new StringBuilder("HTTP/1.1 200 OK\r\n");
+        for (int i = 0; i < fields; i++)
+        {
+            head.Append("X-F").Append(i).Append(": ").Append('v', valueBytes).Append("\r\n");
+        }
+
+        head.Append("Content-Length: 2\r\n\r\nok");
+        await using var upstream = new ScriptedUpstream(async socket =>
+        {
+            await ScriptedUpstream.ReadHeadAsync(socket);
+            await ScriptedUpstream.SendAsync(socket, head.ToString());
+            try
+            {
+                // Nothing more comes on this connection: the router's close (a FIN or a reset) ends the wait.
+                await ScriptedUpstream.ReadHeadAsync(socket);
+            }
+            finally
+            {
+                upstreamSawClose.SetResult();
+            }
+        });
+        await using var router = RouterFixture.Start(OneUpstream(upstream));
+        using var client = await RawHttpClient.ConnectAsync(router.EndPoint);
+        await client.SendAsync("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        var response = await client.ReadResponseAsync();
+        Assert.That(response.StatusCode, Is.EqualTo(502));
+        Assert.That(response.Head, Does.Not.Contain("X-F0"));
+        await upstreamSawClose.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.That(await Eventually.TrueAsync(() => Pool(router).OpenConnections == 0, TimeSpan.FromSeconds(5)), Is.True, "not pooled");
+    }
+
+    [Test]
+    public async Task ResponseHead_WithALongLineAndManySetCookies_ArrivesWhole_InOrder()
+    {
+        var head = new StringBuilder("HTTP/1.1 200 OK\r\nX-Long: ").Append('L', 24 * 1024).Append("\r\n");
+        for (int i = 0; i < 90; i++)
+        {
+            head.Append("Set-Cookie: c").Append(i).Append('=').Append(i).Append("; Path=/\r\n");
+        }
+
+        head.Append("Content-Length: 2\r\n\r\nok");
+        await using var upstream = Answering(_ => head.ToString());
+        await using var router = RouterFixture.Start(OneUpstream(upstream));
+        using var client = await RawHttpClient.ConnectAsync(router.EndPoint);
+        await client.SendAsync("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        var response = await client.ReadResponseAsync();
+        Assert.That(response.StatusCode, Is.EqualTo(200));
+        Assert.That(response.Header("X-Long"), Is.EqualTo(new string('L', 24 * 1024)));
+        var cookies = response.Headers.Where(h => h.Key == "Set-Cookie").Select(h => h.Value).ToArray();
+        Assert.That(cookies, Is.EqualTo(Enumerable.Range(0, 90).Select(i => $"c{i}={i}; Path=/").ToArray()), "every Set-Cookie line, in order");
+        Assert.That(response.BodyText, Is.EqualTo("ok"));
+    }
 
     [TestCase(4096)]
     [TestCase(8192)]
@@ -168,7 +300,105 @@ public sealed class ResponseAuditTests
         }
     }
 
+    // ---- 5. Chunked framing ----
+
+    [Test]
+    public async Task ChunkedResponse_ToAnHttp11Client_KeepsExtensionsAndTrailersVerbatim()
+    {
+        const string Body = "0005;name=\"v\"\r\nhello\r\n6 ; a=b\r\n world\r\n0\r\nX-Checksum: abc\r\nX-Other: 1\r\n\r\n";
+        await using var upstream = Answering(_ => "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + Body);
+        await using var router = RouterFixture.Start(OneUpstream(upstream));
+        using var client = await RawHttpClient.ConnectAsync(router.EndPoint);
+        await client.SendAsync("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        string raw = Encoding.ASCII.GetString(await client.ReadToEndAsync());
+        Assert.That(raw, Does.StartWith("HTTP/1.1 200 OK\r\n").And.Contain("\r\nTransfer-Encoding: chunked\r\n"));
+        Assert.That(raw, Does.EndWith("\r\n\r\n" + Body), "the body as the upstream framed it, trailers included");
+    }
+
+    [Test]
+    public async Task ChunkedResponse_WhoseLastChunkArrivesInPieces_EndsThere_AndTheConnectionIsReused()
+    {
+        await using var upstream = new ScriptedUpstream(async socket =>
+        {
+            while ((await ScriptedUpstream.ReadHeadAsync(socket)).Length > 0)
+            {
+                await ScriptedUpstream.SendAsync(socket, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n");
+                foreach (var piece in LastChunkPieces)
+                {
+                    await Task.Delay(20); // pacing, so the pieces come in separate reads
+                    await ScriptedUpstream.SendAsync(socket, piece);
+                }
+            }
+        });
+        await using var router = RouterFixture.Start(OneUpstream(upstream));
+        using var client = await RawHttpClient.ConnectAsync(router.EndPoint);
+        for (int i = 0; i < 2; i++)
+        {
+            await client.SendAsync("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+            Assert.That((await client.ReadResponseAsync()).BodyText, Is.EqualTo("ok"));
+        }
+
+        Assert.That(upstream.Accepted, Is.EqualTo(1));
+    }
+
     // ---- 6. Upstream misbehaviour mid-exchange ----
+
+    [Test]
+    public async Task ResponseHead_InManyTinySegments_IsParsed()
+    {
+        const string Response = "HTTP/1.1 200 OK\r\nX-A: 1\r\nContent-Length: 2\r\n\r\nok";
+        await using var upstream = new ScriptedUpstream(async socket =>
+        {
+            socket.NoDelay = true;
+            while ((await ScriptedUpstream.ReadHeadAsync(socket)).Length > 0)
+            {
+                foreach (char c in Response)
+                {
+                    await ScriptedUpstream.SendAsync(socket, c.ToString());
+                    await Task.Delay(2); // pacing: a byte per read
+                }
+            }
+        });
+        await using var router = RouterFixture.Start(OneUpstream(upstream));
+        using var client = await RawHttpClient.ConnectAsync(router.EndPoint);
+        await client.SendAsync("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        var response = await client.ReadResponseAsync();
+        Assert.That(response.StatusCode, Is.EqualTo(200));
+        Assert.That(response.Header("X-A"), Is.EqualTo("1"));
+        Assert.That(response.BodyText, Is.EqualTo("ok"));
+    }
+
+    [Test]
+    public async Task ResponseHead_TrickledPastTheResponseTimeout_Is504_AndItsConnectionIsClosed()
+    {
+        var upstreamSawClose = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var upstream = new ScriptedUpstream(async socket =>
+        {
+            await ScriptedUpstream.ReadHeadAsync(socket);
+            try
+            {
+                // A byte every 50 ms, forever: each read makes progress, the head never ends.
+                await ScriptedUpstream.SendAsync(socket, "HTTP/1.1 200 OK\r\n");
+                while (true)
+                {
+                    await ScriptedUpstream.SendAsync(socket, "X");
+                    await Task.Delay(50);
+                }
+            }
+            catch (SocketException)
+            {
+                upstreamSawClose.SetResult();
+            }
+        });
+        await using var router = RouterFixture.Start(OneUpstream(upstream, responseTimeoutMs: 500));
+        using var client = await RawHttpClient.ConnectAsync(router.EndPoint);
+        var started = System.Diagnostics.Stopwatch.StartNew();
+        await client.SendAsync("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        var response = await client.ReadResponseAsync();
+        Assert.That(response.StatusCode, Is.EqualTo(504), "the response timeout covers the whole head, not the wait for its first byte");
+        Assert.That(started.Elapsed, Is.LessThan(TimeSpan.FromSeconds(5)));
+        await upstreamSawClose.Task.WaitAsync(TimeSpan.FromSeconds(10));
+    }
 
     [TestCase(false)]
     [TestCase(true)]
@@ -345,6 +575,24 @@ public sealed class ResponseAuditTests
     }
 
     // ---- 7. Via, Server, Date ----
+
+    [Test]
+    public async Task ResponseFields_ServerDateAndVia_PassThroughAsTheUpstreamSentThem_NoViaIsAdded()
+    {
+        await using var upstream = Answering(path => path == "/via"
+            ? "HTTP/1.1 200 OK\r\nServer: origin/1.0\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\nVia: 1.1 cdn\r\nContent-Length: 2\r\n\r\nok"
+            : "HTTP/1.1 200 OK\r\nServer: origin/1.0\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\nContent-Length: 2\r\n\r\nok");
+        await using var router = RouterFixture.Start(OneUpstream(upstream));
+        using var client = await RawHttpClient.ConnectAsync(router.EndPoint);
+        await client.SendAsync("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        var plain = await client.ReadResponseAsync();
+        Assert.That(plain.Header("Server"), Is.EqualTo("origin/1.0"));
+        Assert.That(plain.Header("Date"), Is.EqualTo("Sun, 06 Nov 1994 08:49:37 GMT"));
+        Assert.That(plain.Header("Via"), Is.Null);
+        await client.SendAsync("GET /via HTTP/1.1\r\nHost: x\r\n\r\n");
+        var via = await client.ReadResponseAsync();
+        Assert.That(via.Headers.Where(h => h.Key == "Via").Select(h => h.Value).ToArray(), Is.EqualTo(UpstreamVia));
+    }
 
     [Test]
     public async Task ResponseWithoutDate_GetsTheRoutersDate_AnInterimResponseDoesNot()

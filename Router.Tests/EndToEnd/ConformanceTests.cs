@@ -77,6 +77,12 @@ public sealed partial class ConformanceTests
         yield return Forwarded("DotSegments_AreRemovedFromThePath_NotTheQuery", "3986 §5.2.4",
             "GET /a/./b/../%2e%2E/c?x=/../ HTTP/1.1\r\n" + H + "\r\n", has: ["GET /c?x=/../ HTTP/1.1\r\n"]);
         yield return Rejected("RequestLineOver8KiB_414", "9112 §3 (limit)", "GET /" + new string('a', 9 * 1024) + " HTTP/1.1\r\n" + H + "\r\n", 414);
+        yield return Rejected("QueryOver8KiB_414", "9112 §3 (limit)", "GET /?q=" + new string('q', 9 * 1024) + " HTTP/1.1\r\n" + H + "\r\n", 414);
+        yield return Forwarded("LongQueryUnderTheLimit_IsForwardedIntact", "9112 §3", "GET /?q=" + new string('q', 8000) + " HTTP/1.1\r\n" + H + "\r\n",
+            has: ["GET /?q=" + new string('q', 8000) + " HTTP/1.1\r\n"]);
+        yield return Forwarded("ObsTextInPath_IsForwardedIntact", "9112 §3.2 (nginx, Kestrel)", "GET /caf\u00e9/\u00ff HTTP/1.1\r\n" + H + "\r\n", has: ["GET /caf\u00e9/\u00ff HTTP/1.1\r\n"]);
+        yield return Forwarded("EncodedNulSegment_IsAnOrdinarySegmentForDotRemoval", "3986 §2.1 (never decoded)", "GET /a%00b/../c HTTP/1.1\r\n" + H + "\r\n", has: ["GET /c HTTP/1.1\r\n"]);
+        yield return Forwarded("EncodedNulInPath_StaysEncoded", "3986 §2.1 (never decoded)", "GET /a%00b HTTP/1.1\r\n" + H + "\r\n", has: ["GET /a%00b HTTP/1.1\r\n"]);
 
         // ---- HTTP version (RFC 9112 §2.3, RFC 9110 §6.2) ----
         yield return Rejected("Http20_505", "9110 §15.6.6", "GET / HTTP/2.0\r\n" + H + "\r\n", 505);
@@ -129,6 +135,26 @@ public sealed partial class ConformanceTests
         yield return Rejected("HostWithUserinfo_400", "9110 §7.2", "GET / HTTP/1.1\r\nHost: user@a.test\r\n\r\n");
         yield return Rejected("HostWithPath_400", "9110 §7.2", "GET / HTTP/1.1\r\nHost: a.test/x\r\n\r\n");
         yield return Forwarded("HostWithPort_IsForwarded", "9110 §7.2", "GET / HTTP/1.1\r\nHost: a.test:8080\r\n\r\n", has: ["\r\nHost: a.test:8080\r\n"]);
+        yield return Forwarded("HostIpv6LiteralWithPort_IsForwarded", "9110 §7.2", "GET / HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n", has: ["\r\nHost: [::1]:8080\r\n"]);
+        yield return Forwarded("HostUpperCaseWithTrailingDot_IsForwardedAsSent", "9110 §7.2", "GET / HTTP/1.1\r\nHost: A.Test.\r\n\r\n", has: ["\r\nHost: A.Test.\r\n"]);
+        yield return Forwarded("HostWithEmptyPort_IsForwarded", "3986 §3.2.3", "GET / HTTP/1.1\r\nHost: a.test:\r\n\r\n", has: ["\r\nHost: a.test:\r\n"]);
+        yield return Rejected("HostNonAscii_400", "9110 §7.2", "GET / HTTP/1.1\r\nHost: caf\u00e9.test\r\n\r\n");
+
+        // ---- Forwarding headers: what a client says about the path to the router never reaches the upstream as ours ----
+        yield return Forwarded("ClientXForwardedProtoAndHost_AreReplaced_WhateverTheirCaseOrCount", "router sets X-Forwarded-Proto/Host",
+            "GET / HTTP/1.1\r\n" + H + "X-Forwarded-Proto: https\r\nx-forwarded-proto: https\r\nX-FORWARDED-HOST: evil.test\r\nX-Forwarded-Host: evil2.test\r\n\r\n",
+            has: ["\r\nX-Forwarded-Proto: http\r\n", "\r\nX-Forwarded-Host: a.test\r\n"], hasNot: ["https", "evil"]);
+        yield return Forwarded("ClientForwardingFields_ListedInConnection_AreStillOurs", "9110 §7.6.1",
+            "GET / HTTP/1.1\r\n" + H + "Connection: X-Forwarded-Proto, X-Forwarded-Host, X-Forwarded-For, Via\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: evil.test\r\nX-Forwarded-For: 6.6.6.6\r\nVia: 1.0 evil\r\n\r\n",
+            has: ["\r\nX-Forwarded-Proto: http\r\n", "\r\nX-Forwarded-Host: a.test\r\n", "\r\nX-Forwarded-For: 6.6.6.6, 127.0.0.1\r\n"], hasNot: ["https", "evil"]);
+        yield return Forwarded("ConnectionNamingContentLength_BodyStillFramed", "9110 §7.6.1 / 9112 §6.3",
+            "POST /one HTTP/1.1\r\n" + H + "Connection: Content-Length\r\nContent-Length: 5\r\n\r\nhelloGET /two HTTP/1.1\r\n" + H + "\r\n", requests: 2,
+            has: ["\r\nContent-Length: 5\r\n", "\r\n\r\nhelloGET /two HTTP/1.1\r\n"]);
+        yield return Forwarded("ConnectionNamingTransferEncoding_BodyStillFramed", "9110 §7.6.1 / 9112 §6.3",
+            "POST /one HTTP/1.1\r\n" + H + "Connection: Transfer-Encoding\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\nGET /two HTTP/1.1\r\n" + H + "\r\n", requests: 2,
+            has: ["\r\nTransfer-Encoding: chunked\r\n", "\r\n\r\n5\r\nhello\r\n0\r\n\r\nGET /two HTTP/1.1\r\n"]);
+        yield return Forwarded("ConnectionNamingHost_HostStillSent", "9110 §7.6.1 / 9112 §3.2",
+            "GET / HTTP/1.1\r\nConnection: Host\r\n" + H + "\r\n", has: ["\r\nHost: a.test\r\n"]);
 
         // ---- Framing (RFC 9112 §6) ----
         yield return Rejected("ContentLengthAndTransferEncoding_400", "9112 §6.1", "POST / HTTP/1.1\r\n" + H + "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n");

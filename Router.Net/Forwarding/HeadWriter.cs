@@ -41,6 +41,7 @@ internal static class HeadWriter
         bool xffWritten = false;
         bool framingWritten = false;
         bool otherHopByHop = (request.Connection & ConnectionOptions.Other) != 0;
+        bool underscores = request.UnderscoreInNames;
         for (int i = 0; i < request.HeaderCount; i++)
         {
             var field = request.Headers[i];
@@ -91,6 +92,13 @@ internal static class HeadWriter
                     Append(span, ref n, "\r\n"u8);
                     xffWritten = true;
                     continue;
+            }
+
+            // Dropped like nginx (underscores_in_headers off): CGI, WSGI and PHP map '_' and '-' to the same variable,
+            // so "X_Forwarded_For" could stand in for the X-Forwarded-For we write. None of the names above has one.
+            if (underscores && name.Contains((byte)'_'))
+            {
+                continue;
             }
 
             if (otherHopByHop && HeaderNames.IsNamedByConnection(buffer, request.Headers, request.HeaderCount, name))

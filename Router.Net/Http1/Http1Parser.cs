@@ -62,6 +62,7 @@ internal static class Http1Parser
         // server must ignore (RFC 9110 §7.8). The request then goes as a plain one, without Upgrade.
         head.HasUpgrade = fields.Upgrade && !fields.UpgradeH2c && head.Version == HttpVersion.Http11;
         head.ExpectContinue = fields.ExpectContinue;
+        head.UnderscoreInNames = fields.UnderscoreInNames;
 
         // Last: it may move the head to a larger buffer. Routing and the upstream see "/a/../b" as "/b".
         var path = head[head.Path];
@@ -495,6 +496,7 @@ internal static class Http1Parser
         public bool Upgrade;
         public bool UpgradeH2c;
         public bool ExpectContinue;
+        public bool UnderscoreInNames;
 
         /// <summary>Applies the RFC 9112 §6.1/§6.3 rules that involve several fields; returns whether the body is chunked.</summary>
         public readonly bool CheckFraming(HttpVersion version, bool upstream)
@@ -552,7 +554,13 @@ internal static class Http1Parser
         }
 
         var name = line[..colon];
-        var bad = name.IndexOfAnyExcept(HttpCharacters.Token);
+        var bad = name.IndexOfAnyExcept(HttpCharacters.TokenWithoutUnderscore);
+        if (bad >= 0 && name[bad] == (byte)'_')
+        {
+            fields.UnderscoreInNames = true;
+            bad = name.IndexOfAnyExcept(HttpCharacters.Token);
+        }
+
         if (bad >= 0)
         {
             // Covers "Name : value" (whitespace before the colon, RFC 9112 §5.1).

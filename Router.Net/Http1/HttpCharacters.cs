@@ -10,6 +10,9 @@ internal static class HttpCharacters
     /// <summary>tchar: field names, methods, transfer codings.</summary>
     public static readonly SearchValues<byte> Token = SearchValues.Create(Ascii(Alphanumeric + "!#$%&'*+-.^_`|~"));
 
+    /// <summary>tchar without '_': a field name with an underscore is found by the same scan that validates it.</summary>
+    public static readonly SearchValues<byte> TokenWithoutUnderscore = SearchValues.Create(Ascii(Alphanumeric + "!#$%&'*+-.^`|~"));
+
     /// <summary>field-vchar, SP and HTAB (obs-text included): what a trimmed field value may hold. No CR, LF, NUL, DEL.</summary>
     public static readonly SearchValues<byte> FieldValue = SearchValues.Create(Range(0x20, 0x7E, 0x80, 0xFF, extra: (byte)'\t'));
 

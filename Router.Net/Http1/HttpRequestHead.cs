@@ -45,6 +45,9 @@ internal sealed class HttpRequestHead
     /// <summary>Expect: 100-continue.</summary>
     public bool ExpectContinue;
 
+    /// <summary>A field name has an underscore (such fields are not forwarded).</summary>
+    public bool UnderscoreInNames;
+
     /// <summary>The connection may carry another request after this one.</summary>
     public bool KeepAlive => Version == HttpVersion.Http11
         ? (Connection & ConnectionOptions.Close) == 0
@@ -68,6 +71,7 @@ internal sealed class HttpRequestHead
         Connection = ConnectionOptions.None;
         HasUpgrade = false;
         ExpectContinue = false;
+        UnderscoreInNames = false;
     }
 
     /// <summary>Returns the rented buffers so an idle connection holds none.</summary>

@@ -147,6 +147,9 @@ public sealed partial class ConformanceTests
         yield return Forwarded("ClientForwardingFields_ListedInConnection_AreStillOurs", "9110 §7.6.1",
             "GET / HTTP/1.1\r\n" + H + "Connection: X-Forwarded-Proto, X-Forwarded-Host, X-Forwarded-For, Via\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: evil.test\r\nX-Forwarded-For: 6.6.6.6\r\nVia: 1.0 evil\r\n\r\n",
             has: ["\r\nX-Forwarded-Proto: http\r\n", "\r\nX-Forwarded-Host: a.test\r\n", "\r\nX-Forwarded-For: 6.6.6.6, 127.0.0.1\r\n"], hasNot: ["https", "evil"]);
+        yield return Forwarded("UnderscoreInFieldNames_AreDropped", "nginx underscores_in_headers off (CGI reads _ as -)",
+            "GET / HTTP/1.1\r\n" + H + "X_Forwarded_For: 6.6.6.1\r\nX-Forwarded_Proto: https\r\nX-Real_IP: 6.6.6.2\r\nx_custom: v\r\nX-Kept: 1\r\n\r\n",
+            has: ["\r\nX-Kept: 1\r\n", "\r\nX-Forwarded-For: 127.0.0.1\r\n", "\r\nX-Forwarded-Proto: http\r\n"], hasNot: ["_", "6.6.6.", "https"]);
         yield return Forwarded("ConnectionNamingContentLength_BodyStillFramed", "9110 §7.6.1 / 9112 §6.3",
             "POST /one HTTP/1.1\r\n" + H + "Connection: Content-Length\r\nContent-Length: 5\r\n\r\nhelloGET /two HTTP/1.1\r\n" + H + "\r\n", requests: 2,
             has: ["\r\nContent-Length: 5\r\n", "\r\n\r\nhelloGET /two HTTP/1.1\r\n"]);

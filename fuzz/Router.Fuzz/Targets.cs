@@ -116,7 +116,7 @@ internal static class Targets
             var text = new StringBuilder();
             text.Append(reader.Consumed).Append(' ').Append(head.Method).Append(' ').Append(head.Version)
                 .Append(" cl=").Append(head.ContentLength).Append(" chunked=").Append(head.Chunked)
-                .Append(" conn=").Append(head.Connection).Append(" upgrade=").Append(head.HasUpgrade);
+                .Append(" conn=").Append(head.Connection).Append(" upgrade=").Append(head.HasUpgrade).Append(" underscore=").Append(head.UnderscoreInNames);
             Append(text, head.Buffer, head.Length, head.MethodToken);
             Append(text, head.Buffer, head.Length, head.Target);
             // A path with dot segments is normalised into the buffer after the head: inside the buffer, and stable.

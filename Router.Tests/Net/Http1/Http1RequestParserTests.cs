@@ -223,6 +223,26 @@ public sealed class Http1RequestParserTests
     public void KnownMethods_AreRecognisedCaseSensitively(string method, string expected) =>
         Assert.That(ParseHead($"{method} / HTTP/1.1\r\nHost: a\r\n\r\n").Method.ToString(), Is.EqualTo(expected));
 
+    [TestCase("X-A: 1\r\n", false)]
+    [TestCase("X_A: 1\r\n", true)]
+    [TestCase("X-A: 1\r\nX-B_: 2\r\n", true)]
+    [TestCase("X-A: a_b\r\n", false)]
+    public void UnderscoreInAFieldName_IsNoted_NotInAValue(string fields, bool noted) =>
+        Assert.That(ParseHead($"GET / HTTP/1.1\r\nHost: a\r\n{fields}\r\n").UnderscoreInNames, Is.EqualTo(noted));
+
+    [Test]
+    public void UnderscoreNote_IsClearedForTheNextHead()
+    {
+        var head = new HttpRequestHead();
+        foreach (var text in new[] { "GET / HTTP/1.1\r\nHost: a\r\nX_A: 1\r\n\r\n", "GET / HTTP/1.1\r\nHost: a\r\n\r\n" })
+        {
+            var reader = new SequenceReader<byte>(new ReadOnlySequence<byte>(Bytes(text)));
+            Assert.That(Http1Parser.TryParseRequestHead(ref reader, head, HttpLimits.Default), Is.True);
+        }
+
+        Assert.That(head.UnderscoreInNames, Is.False);
+    }
+
     [TestCase("Content-Length: 5, 5\r\n")]
     [TestCase("Content-Length: 5\r\ncontent-length: 5\r\n")]
     public void IdenticalContentLengths_CountAsOne(string fields) =>

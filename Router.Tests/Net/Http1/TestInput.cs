@@ -43,7 +43,7 @@ internal static class TestInput
             .Append($"{head.Method} '{Text(head.Buffer, head.MethodToken)}' target='{Text(head.Buffer, head.Target)}' ")
             .Append($"path='{Text(head.Buffer, head.Path)}' query='{Text(head.Buffer, head.Query)}' host='{Text(head.Buffer, head.Host)}' ")
             .Append($"{head.Version} length={head.Length} cl={head.ContentLength} chunked={head.Chunked} connection={head.Connection} ")
-            .Append($"upgrade={head.HasUpgrade} expect={head.ExpectContinue} keepAlive={head.KeepAlive}");
+            .Append($"upgrade={head.HasUpgrade} expect={head.ExpectContinue} keepAlive={head.KeepAlive} underscore={head.UnderscoreInNames}");
         AppendHeaders(text, head.Buffer, head.Headers, head.HeaderCount);
         return text.ToString();
     }

@@ -50,8 +50,7 @@ internal static class HeadWriter
             switch (HeaderNames.Classify(name))
             {
                 case HeaderDisposition.Drop:
-                case HeaderDisposition.XForwardedProto:
-                case HeaderDisposition.XForwardedHost:
+                case HeaderDisposition.ForwardingClaim:
                     continue;
                 case HeaderDisposition.Upgrade:
                     // In a tunnel it goes up even though Connection names it (it always does): what else Connection

@@ -13,8 +13,12 @@ internal enum HeaderDisposition : byte
     Drop,
     Upgrade,
     XForwardedFor,
-    XForwardedProto,
-    XForwardedHost,
+
+    /// <summary>
+    /// What a client says about the path to us, which only the router may say upstream: X-Forwarded-* but For (which
+    /// gets our address appended), Forwarded and X-Real-IP. Not forwarded in a request; a response keeps it.
+    /// </summary>
+    ForwardingClaim,
     Host,
 
     /// <summary>Framing: written once, normalised, so the next hop can't read the framing differently (RFC 9112 §6.3).</summary>
@@ -40,6 +44,15 @@ internal static class HeaderNames
                 }
 
                 return Ascii.EqualsIgnoreCase(name, "Trailer"u8) ? HeaderDisposition.Drop : HeaderDisposition.Copy;
+            case 9:
+                // Forwarded (RFC 7239) is dropped, not appended to: Rack 3 and Spring prefer it to X-Forwarded-*, and
+                // Spring reads its first element, which would still be the client's.
+                if (Ascii.EqualsIgnoreCase(name, "Forwarded"u8) || Ascii.EqualsIgnoreCase(name, "X-Real-IP"u8))
+                {
+                    return HeaderDisposition.ForwardingClaim;
+                }
+
+                break;
             case 10:
                 if (Ascii.EqualsIgnoreCase(name, "Connection"u8) || Ascii.EqualsIgnoreCase(name, "Keep-Alive"u8))
                 {
@@ -61,19 +74,7 @@ internal static class HeaderNames
                 }
 
                 break;
-            case 16:
-                if (Ascii.EqualsIgnoreCase(name, "X-Forwarded-Host"u8))
-                {
-                    return HeaderDisposition.XForwardedHost;
-                }
-
-                break;
             case 17:
-                if (Ascii.EqualsIgnoreCase(name, "X-Forwarded-Proto"u8))
-                {
-                    return HeaderDisposition.XForwardedProto;
-                }
-
                 if (Ascii.EqualsIgnoreCase(name, "Transfer-Encoding"u8))
                 {
                     return HeaderDisposition.TransferEncoding;
@@ -86,6 +87,13 @@ internal static class HeaderNames
         if (name.Length > 6 && Ascii.EqualsIgnoreCase(name[..6], "Proxy-"u8))
         {
             return HeaderDisposition.Drop;
+        }
+
+        // X-Forwarded-Proto, -Host, -Port, -Ssl, -Scheme, -Prefix...: frameworks build URLs and decide "https" from them
+        // (Rack reads X-Forwarded-Ssl: on before X-Forwarded-Proto), so a client's own never goes up beside ours.
+        if (name.Length > 12 && (name[0] | 0x20) == 'x' && Ascii.EqualsIgnoreCase(name[..12], "X-Forwarded-"u8))
+        {
+            return HeaderDisposition.ForwardingClaim;
         }
 
         return HeaderDisposition.Copy;

@@ -147,6 +147,14 @@ public sealed partial class ConformanceTests
         yield return Forwarded("ClientForwardingFields_ListedInConnection_AreStillOurs", "9110 §7.6.1",
             "GET / HTTP/1.1\r\n" + H + "Connection: X-Forwarded-Proto, X-Forwarded-Host, X-Forwarded-For, Via\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: evil.test\r\nX-Forwarded-For: 6.6.6.6\r\nVia: 1.0 evil\r\n\r\n",
             has: ["\r\nX-Forwarded-Proto: http\r\n", "\r\nX-Forwarded-Host: a.test\r\n", "\r\nX-Forwarded-For: 6.6.6.6, 127.0.0.1\r\n"], hasNot: ["https", "evil"]);
+        yield return Forwarded("OtherClientXForwardedFields_AreDropped", "router owns X-Forwarded-*",
+            "GET / HTTP/1.1\r\n" + H + "X-Forwarded-Port: 443\r\nX-Forwarded-Ssl: on\r\nX-Forwarded-Scheme: https\r\nX-Forwarded-Prefix: /evil\r\nX-Forwarded-Server: evil.test\r\nX-Kept: 1\r\n\r\n",
+            has: ["\r\nX-Kept: 1\r\n", "\r\nX-Forwarded-Proto: http\r\n"], hasNot: ["443", "X-Forwarded-Ssl", "https", "evil"]);
+        yield return Forwarded("ClientForwarded_IsDropped", "7239 (chosen: the router speaks X-Forwarded-*)",
+            "GET / HTTP/1.1\r\n" + H + "Forwarded: for=6.6.6.6;proto=https;host=admin.test\r\nFORWARDED: for=6.6.6.7\r\n\r\n",
+            hasNot: ["\r\nForwarded:", "\r\nFORWARDED:", "6.6.6.", "https", "admin.test"]);
+        yield return Forwarded("ClientXRealIp_IsDropped", "nginx X-Real-IP convention",
+            "GET / HTTP/1.1\r\n" + H + "X-Real-IP: 6.6.6.6\r\nx-real-ip: 6.6.6.7\r\n\r\n", has: ["\r\nX-Forwarded-For: 127.0.0.1\r\n"], hasNot: ["6.6.6.", "real-ip", "Real-IP"]);
         yield return Forwarded("UnderscoreInFieldNames_AreDropped", "nginx underscores_in_headers off (CGI reads _ as -)",
             "GET / HTTP/1.1\r\n" + H + "X_Forwarded_For: 6.6.6.1\r\nX-Forwarded_Proto: https\r\nX-Real_IP: 6.6.6.2\r\nx_custom: v\r\nX-Kept: 1\r\n\r\n",
             has: ["\r\nX-Kept: 1\r\n", "\r\nX-Forwarded-For: 127.0.0.1\r\n", "\r\nX-Forwarded-Proto: http\r\n"], hasNot: ["_", "6.6.6.", "https"]);

@@ -426,7 +426,7 @@ internal static class Http1Parser
             Http1Exception.Throw(InvalidRequestTarget);
         }
 
-        if (rest[..authorityLength].IndexOfAnyExcept(HttpCharacters.Host) >= 0)
+        if (!IsValidHost(rest[..authorityLength]))
         {
             // Includes userinfo ("user@host"), which RFC 9110 §4.2.4 says to treat as an error.
             Http1Exception.Throw(InvalidHost);
@@ -633,7 +633,7 @@ internal static class Http1Parser
         }
 
         // An empty Host is valid (RFC 9112 §3.2: a target without authority); routing decides what it matches.
-        if (value.IndexOfAnyExcept(HttpCharacters.Host) >= 0)
+        if (!IsValidHost(value))
         {
             Http1Exception.Throw(InvalidHost);
         }
@@ -643,6 +643,45 @@ internal static class Http1Parser
         {
             fields.Host = segment;
         }
+    }
+
+    /// <summary>
+    /// uri-host [":" port] (RFC 9110 §7.2), where uri-host is "[" IPv6 "]" or a reg-name without percent-encoding or
+    /// empty labels. Routing and the upstream must read the same host: "a.test:80:b.test", "[::1]b.test", "a%2etest"
+    /// (decoded by some servers, never sent by a client: IDNs go as punycode) and "a..test" (400 in nginx) would not.
+    /// </summary>
+    private static bool IsValidHost(ReadOnlySpan<byte> host)
+    {
+        var bad = host.IndexOfAnyExcept(HttpCharacters.RegName);
+        var name = bad < 0 ? host : host[..bad];
+        if (name.IndexOf(".."u8) >= 0)
+        {
+            return false;
+        }
+
+        if (bad < 0)
+        {
+            return true;
+        }
+
+        var rest = host[bad..];
+        if (bad == 0 && rest[0] == (byte)'[')
+        {
+            var close = rest.IndexOf((byte)']');
+            if (close < 2 || rest[1..close].IndexOfAnyExcept(HttpCharacters.Ipv6) >= 0)
+            {
+                return false;
+            }
+
+            rest = rest[(close + 1)..];
+            if (rest.IsEmpty)
+            {
+                return true;
+            }
+        }
+
+        // The port: digits, possibly none (RFC 3986 §3.2.3).
+        return rest[0] == (byte)':' && rest[1..].IndexOfAnyExceptInRange((byte)'0', (byte)'9') < 0;
     }
 
     private static ConnectionOptions ParseConnection(ReadOnlySpan<byte> value)

@@ -25,6 +25,12 @@ internal static class HttpCharacters
     /// <summary>Authority bytes (reg-name / IP-literal / port; RFC 3986 §3.2.2). No userinfo: '@' is rejected.</summary>
     public static readonly SearchValues<byte> Host = SearchValues.Create(Ascii(Alphanumeric + "-._~!$&'()*+,;=%:[]"));
 
+    /// <summary>reg-name bytes without pct-encoded (RFC 3986 §3.2.2): unreserved and sub-delims.</summary>
+    public static readonly SearchValues<byte> RegName = SearchValues.Create(Ascii(Alphanumeric + "-._~!$&'()*+,;="));
+
+    /// <summary>What an IPv6 address (with an IPv4 tail) is written with between the brackets of an IP-literal.</summary>
+    public static readonly SearchValues<byte> Ipv6 = SearchValues.Create(Ascii("0123456789abcdefABCDEF:."));
+
     private static byte[] Ascii(string chars)
     {
         var bytes = new byte[chars.Length];

@@ -139,6 +139,14 @@ public sealed partial class ConformanceTests
         yield return Forwarded("HostUpperCaseWithTrailingDot_IsForwardedAsSent", "9110 §7.2", "GET / HTTP/1.1\r\nHost: A.Test.\r\n\r\n", has: ["\r\nHost: A.Test.\r\n"]);
         yield return Forwarded("HostWithEmptyPort_IsForwarded", "3986 §3.2.3", "GET / HTTP/1.1\r\nHost: a.test:\r\n\r\n", has: ["\r\nHost: a.test:\r\n"]);
         yield return Rejected("HostNonAscii_400", "9110 §7.2", "GET / HTTP/1.1\r\nHost: caf\u00e9.test\r\n\r\n");
+        yield return Rejected("HostPercentEncoded_400", "3986 §3.2.2 (chosen: no pct-encoded names)", "GET / HTTP/1.1\r\nHost: admin%2etest\r\n\r\n");
+        yield return Rejected("AbsoluteFormPercentEncodedAuthority_400", "3986 §3.2.2 (chosen: no pct-encoded names)", "GET http://admin%2Etest/ HTTP/1.1\r\nHost: a.test\r\n\r\n");
+        yield return Rejected("HostPortNotDigits_400", "3986 §3.2.3", "GET / HTTP/1.1\r\nHost: a.test:x\r\n\r\n");
+        yield return Rejected("HostTwoPorts_400", "3986 §3.2.3", "GET / HTTP/1.1\r\nHost: a.test:80:admin.test\r\n\r\n");
+        yield return Rejected("HostTextAfterIpLiteral_400", "3986 §3.2.2", "GET / HTTP/1.1\r\nHost: [::1]admin.test\r\n\r\n");
+        yield return Rejected("HostUnclosedIpLiteral_400", "3986 §3.2.2", "GET / HTTP/1.1\r\nHost: [::1\r\n\r\n");
+        yield return Rejected("HostBracketInName_400", "3986 §3.2.2", "GET / HTTP/1.1\r\nHost: a]b.test\r\n\r\n");
+        yield return Rejected("HostEmptyLabel_400", "1034 §3.1 (nginx: 400)", "GET / HTTP/1.1\r\nHost: admin..test\r\n\r\n");
 
         // ---- Forwarding headers: what a client says about the path to the router never reaches the upstream as ours ----
         yield return Forwarded("ClientXForwardedProtoAndHost_AreReplaced_WhateverTheirCaseOrCount", "router sets X-Forwarded-Proto/Host",

@@ -248,6 +248,20 @@ public sealed class Http1RequestParserTests
     public void IdenticalContentLengths_CountAsOne(string fields) =>
         Assert.That(ParseHead($"POST / HTTP/1.1\r\nHost: a\r\n{fields}\r\n").ContentLength, Is.EqualTo(5));
 
+    [TestCase("a.test")]
+    [TestCase("A-1.b_c~d.test.")]
+    [TestCase("a.test:8080")]
+    [TestCase("a.test:")]
+    [TestCase("192.0.2.1:80")]
+    [TestCase("[2001:db8::1]")]
+    [TestCase("[::ffff:192.0.2.1]:443")]
+    [TestCase(":80")]
+    public void ValidHosts_AreAccepted(string host)
+    {
+        var head = ParseHead($"GET / HTTP/1.1\r\nHost: {host}\r\n\r\n");
+        Assert.That(Text(head.Buffer, head.Host), Is.EqualTo(host));
+    }
+
     [Test]
     public void EmptyHost_IsAccepted() =>
         Assert.That(ParseHead("GET / HTTP/1.1\r\nHost:\r\n\r\n").Host.IsEmpty, Is.True);

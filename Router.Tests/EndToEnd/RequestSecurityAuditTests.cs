@@ -1,0 +1,102 @@
+using NUnit.Framework;
+using Router.Core.Configuration;
+using Router.Tests.Support;
+using static Router.Tests.Support.TestConfigs;
+
+namespace Router.Tests.EndToEnd;
+
+/// <summary>
+/// Request-side audit: a route for a host can be neither dodged nor wrongly hit by how the host is written, and the
+/// upstream gets the host that was routed.
+/// </summary>
+public sealed class RequestSecurityAuditTests
+{
+    // Routed to admin: any case, one trailing dot, a port; the upstream gets the Host as sent.
+    [TestCase("Host: admin.test", "admin")]
+    [TestCase("Host: ADMIN.Test", "admin")]
+    [TestCase("Host: admin.test.", "admin")]
+    [TestCase("Host: admin.test:8443", "admin")]
+    [TestCase("Host: Admin.Test.:80", "admin")]
+    // Other hosts, even close ones, are not admin's.
+    [TestCase("Host: xadmin.test", "public")]
+    [TestCase("Host: admin.test.evil", "public")]
+    [TestCase("Host: [::1]:8080", "public")]
+    // Written so a server could read admin.test where routing did not (or the reverse): refused, nothing goes up.
+    [TestCase("Host: admin%2etest", null)]
+    [TestCase("Host: admin%2Etest.", null)]
+    [TestCase("Host: public.test:80:admin.test", null)]
+    [TestCase("Host: admin.test:x", null)]
+    [TestCase("Host: [::1]admin.test", null)]
+    [TestCase("Host: admin.test]", null)]
+    [TestCase("Host: admin..test", null)]
+    [TestCase("Host: admin.test..", null)]
+    [TestCase("Host: admin.t\u00e9st", null)]
+    public async Task HostRouting_CannotBeDodgedOrWronglyHit_AndTheUpstreamGetsTheHostThatWasRouted(string hostLine, string? routedTo)
+    {
+        await using var admin = new RecordingUpstream();
+        await using var pub = new RecordingUpstream();
+        var config = new RouterConfig
+        {
+            Routes = [Route("admin", "admin", hosts: ["admin.test"]), Route("public", "public")],
+            Clusters =
+            [
+                new ClusterConfig { Id = "admin", Destinations = [new DestinationConfig { Address = admin.Address }] },
+                new ClusterConfig { Id = "public", Destinations = [new DestinationConfig { Address = pub.Address }] },
+            ],
+        };
+        await using var router = RouterFixture.Start(config);
+        using var client = await RawHttpClient.ConnectAsync(router.EndPoint);
+        await client.SendAsync(System.Text.Encoding.Latin1.GetBytes($"GET /x HTTP/1.1\r\n{hostLine}\r\n\r\n"));
+        var response = await client.ReadResponseAsync();
+
+        if (routedTo is null)
+        {
+            Assert.That(response.StatusCode, Is.EqualTo(400));
+            Assert.That(admin.RequestCount + pub.RequestCount, Is.Zero, "a refused host reaches no upstream");
+            return;
+        }
+
+        Assert.That(response.StatusCode, Is.EqualTo(200));
+        var (hit, missed) = routedTo == "admin" ? (admin, pub) : (pub, admin);
+        Assert.That(hit.Heads, Has.Count.EqualTo(1), "routed to " + routedTo);
+        Assert.That(missed.RequestCount, Is.Zero);
+        Assert.That(hit.Heads[0], Does.Contain("\r\n" + hostLine + "\r\n"), "the upstream gets the Host that was routed");
+    }
+
+    [TestCase("http://admin.test./x", "Host: other.test", "admin")]
+    [TestCase("http://ADMIN.TEST:80/x", "Host: admin.test", "admin")]
+    [TestCase("http://public.test/x", "Host: admin.test", "public")]
+    [TestCase("http://admin%2etest/x", "Host: admin.test", null)]
+    public async Task AbsoluteForm_RoutesByItsAuthority_LikeTheUpstreamReadsIt(string target, string hostLine, string? routedTo)
+    {
+        await using var admin = new RecordingUpstream();
+        await using var pub = new RecordingUpstream();
+        var config = new RouterConfig
+        {
+            Routes = [Route("admin", "admin", hosts: ["admin.test"]), Route("public", "public")],
+            Clusters =
+            [
+                new ClusterConfig { Id = "admin", Destinations = [new DestinationConfig { Address = admin.Address }] },
+                new ClusterConfig { Id = "public", Destinations = [new DestinationConfig { Address = pub.Address }] },
+            ],
+        };
+        await using var router = RouterFixture.Start(config);
+        using var client = await RawHttpClient.ConnectAsync(router.EndPoint);
+        await client.SendAsync($"GET {target} HTTP/1.1\r\n{hostLine}\r\n\r\n");
+        var response = await client.ReadResponseAsync();
+
+        if (routedTo is null)
+        {
+            Assert.That(response.StatusCode, Is.EqualTo(400));
+            Assert.That(admin.RequestCount + pub.RequestCount, Is.Zero);
+            return;
+        }
+
+        Assert.That(response.StatusCode, Is.EqualTo(200));
+        var (hit, missed) = routedTo == "admin" ? (admin, pub) : (pub, admin);
+        Assert.That(hit.Heads, Has.Count.EqualTo(1), "routed to " + routedTo);
+        Assert.That(missed.RequestCount, Is.Zero);
+        var authority = target["http://".Length..target.IndexOf('/', "http://".Length)];
+        Assert.That(hit.Heads[0], Does.StartWith("GET /x HTTP/1.1\r\n").And.Contain("\r\nHost: " + authority + "\r\n").And.Not.Contain(hostLine));
+    }
+}

@@ -312,7 +312,8 @@ internal static class Http1Parser
         head.Version = ParseVersion(version, upstream: false);
 
         var target = line.Slice(targetStart, targetLength);
-        if (target.IndexOfAnyExcept(HttpCharacters.Target) >= 0)
+        var bad = target.IndexOfAnyExcept(HttpCharacters.TargetWithoutBackslash);
+        if (bad >= 0 && (target[bad] != (byte)'\\' || target[bad..].IndexOfAnyExcept(HttpCharacters.Target) >= 0))
         {
             Http1Exception.Throw(InvalidRequestTarget);
         }
@@ -340,6 +341,14 @@ internal static class Http1Parser
         else
         {
             ParseAbsoluteForm(target, targetStart, head);
+        }
+
+        // A backslash in the path: RFC 3986 has no raw '\', browsers turn it into '/', and IIS, Node's url.parse and
+        // Envoy's normalisation read it as '/', so "/public\..\admin" would be routed as one path and served as
+        // another. In the query (browsers send it raw there) it stays.
+        if (bad >= 0 && head[head.Path].Contains((byte)'\\'))
+        {
+            Http1Exception.Throw(InvalidRequestTarget);
         }
     }
 

@@ -22,6 +22,9 @@ internal static class HttpCharacters
     /// </summary>
     public static readonly SearchValues<byte> Target = SearchValues.Create(Without(Range(0x21, 0x7E, 0x80, 0xFF, extra: null), (byte)'#'));
 
+    /// <summary><see cref="Target"/> without '\', which is only allowed in the query: the scan that validates a target finds it.</summary>
+    public static readonly SearchValues<byte> TargetWithoutBackslash = SearchValues.Create(Without(Range(0x21, 0x7E, 0x80, 0xFF, extra: null), (byte)'#', (byte)'\\'));
+
     /// <summary>Authority bytes (reg-name / IP-literal / port; RFC 3986 §3.2.2). No userinfo: '@' is rejected.</summary>
     public static readonly SearchValues<byte> Host = SearchValues.Create(Ascii(Alphanumeric + "-._~!$&'()*+,;=%:[]"));
 
@@ -63,5 +66,5 @@ internal static class HttpCharacters
         return [.. list];
     }
 
-    private static byte[] Without(byte[] bytes, byte removed) => Array.FindAll(bytes, b => b != removed);
+    private static byte[] Without(byte[] bytes, params byte[] removed) => Array.FindAll(bytes, b => Array.IndexOf(removed, b) < 0);
 }

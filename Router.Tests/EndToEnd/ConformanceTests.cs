@@ -80,6 +80,9 @@ public sealed partial class ConformanceTests
         yield return Rejected("QueryOver8KiB_414", "9112 §3 (limit)", "GET /?q=" + new string('q', 9 * 1024) + " HTTP/1.1\r\n" + H + "\r\n", 414);
         yield return Forwarded("LongQueryUnderTheLimit_IsForwardedIntact", "9112 §3", "GET /?q=" + new string('q', 8000) + " HTTP/1.1\r\n" + H + "\r\n",
             has: ["GET /?q=" + new string('q', 8000) + " HTTP/1.1\r\n"]);
+        yield return Rejected("BackslashInPath_400", "3986 §2 (chosen: upstreams read it as /)", "GET /public\\..\\admin HTTP/1.1\r\n" + H + "\r\n");
+        yield return Rejected("BackslashInAbsoluteFormPath_400", "3986 §2 (chosen: upstreams read it as /)", "GET http://a.test/public\\..\\admin HTTP/1.1\r\n" + H + "\r\n");
+        yield return Forwarded("BackslashInQuery_IsForwarded", "WHATWG URL (browsers send it raw)", "GET /a?x=\\y\\ HTTP/1.1\r\n" + H + "\r\n", has: ["GET /a?x=\\y\\ HTTP/1.1\r\n"]);
         yield return Forwarded("ObsTextInPath_IsForwardedIntact", "9112 §3.2 (nginx, Kestrel)", "GET /caf\u00e9/\u00ff HTTP/1.1\r\n" + H + "\r\n", has: ["GET /caf\u00e9/\u00ff HTTP/1.1\r\n"]);
         yield return Forwarded("EncodedNulSegment_IsAnOrdinarySegmentForDotRemoval", "3986 §2.1 (never decoded)", "GET /a%00b/../c HTTP/1.1\r\n" + H + "\r\n", has: ["GET /c HTTP/1.1\r\n"]);
         yield return Forwarded("EncodedNulInPath_StaysEncoded", "3986 §2.1 (never decoded)", "GET /a%00b HTTP/1.1\r\n" + H + "\r\n", has: ["GET /a%00b HTTP/1.1\r\n"]);

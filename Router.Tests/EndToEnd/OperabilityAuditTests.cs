@@ -33,10 +33,10 @@ public sealed partial class OperabilityAuditTests
             using (var client = await RawHttpClient.ConnectAsync(router.EndPoint))
             {
                 // obs-text in the target is accepted (as nginx does) but is not UTF-8; a long path is cut in the
-                // middle of a two-byte character.
+                // middle of a two-byte character. (A backslash is refused in the path, so it is in the query.)
                 var requests = new List<byte[]>
                 {
-                    Concat("GET /bad\xff\xfe\"q\\ HTTP/1.1\r\nHost: x\r\n\r\n"),
+                    Concat("GET /bad\xff\xfe\"q?\\ HTTP/1.1\r\nHost: x\r\n\r\n"),
                     Concat("GET /" + new string('a', 1018) + "\xc3\xa9 HTTP/1.1\r\nHost: x\r\n\r\n"),
                     Concat("GET /after HTTP/1.1\r\nHost: x\r\n\r\n"),
                 };
@@ -55,7 +55,7 @@ public sealed partial class OperabilityAuditTests
             var paths = lines.Select(l => JsonDocument.Parse(l).RootElement.GetProperty("path").GetString()).ToArray();
             Assert.Multiple(() =>
             {
-                Assert.That(paths[0], Is.EqualTo("/bad\ufffd\ufffd\"q\\"), "invalid bytes become U+FFFD, the rest is kept");
+                Assert.That(paths[0], Is.EqualTo("/bad\ufffd\ufffd\"q?\\"), "invalid bytes become U+FFFD, the rest is kept");
                 Assert.That(paths[1], Does.StartWith("/aaaa").And.Not.Contains("\u00e9"));
                 Assert.That(paths[2], Is.EqualTo("/after"));
             });

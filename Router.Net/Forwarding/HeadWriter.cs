@@ -25,7 +25,7 @@ internal static class HeadWriter
         span[n++] = (byte)' ';
         if (request.Path.IsEmpty)
         {
-            // OPTIONS * and CONNECT authority-form keep their target as it is.
+            // CONNECT's authority-form keeps its target as it is.
             Append(span, ref n, request[request.Target]);
         }
         else

@@ -405,7 +405,7 @@ internal static class Http1Parser
         }
     }
 
-    /// <summary>absolute-form (RFC 9112 §3.2.2): http(s)://authority[/path][?query]. An empty Path means "/".</summary>
+    /// <summary>absolute-form (RFC 9112 §3.2.2): http(s)://authority[/path][?query].</summary>
     private static void ParseAbsoluteForm(ReadOnlySpan<byte> target, int targetStart, HttpRequestHead head)
     {
         int scheme;
@@ -443,6 +443,11 @@ internal static class Http1Parser
 
         head.Host = new HeadSegment(targetStart + scheme, authorityLength);
         SplitPathAndQuery(rest[authorityLength..], targetStart + scheme + authorityLength, head);
+        if (head.Path.Length == 0)
+        {
+            // "http://a.test" or "http://a.test?q": the path is "/" (RFC 3986 §6.2.3), here the last byte of "//".
+            head.Path = new HeadSegment(targetStart + scheme - 1, 1);
+        }
     }
 
     private static void ValidateAuthorityForm(ReadOnlySpan<byte> target)

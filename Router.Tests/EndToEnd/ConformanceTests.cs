@@ -80,6 +80,10 @@ public sealed partial class ConformanceTests
         yield return Rejected("QueryOver8KiB_414", "9112 §3 (limit)", "GET /?q=" + new string('q', 9 * 1024) + " HTTP/1.1\r\n" + H + "\r\n", 414);
         yield return Forwarded("LongQueryUnderTheLimit_IsForwardedIntact", "9112 §3", "GET /?q=" + new string('q', 8000) + " HTTP/1.1\r\n" + H + "\r\n",
             has: ["GET /?q=" + new string('q', 8000) + " HTTP/1.1\r\n"]);
+        yield return Forwarded("AbsoluteFormWithoutPath_UpstreamGetsSlash", "9112 §3.2.2 / 3986 §6.2.3", "GET http://a.test HTTP/1.1\r\n" + H + "\r\n",
+            has: ["GET / HTTP/1.1\r\n"], hasNot: ["http://"]);
+        yield return Forwarded("AbsoluteFormWithOnlyAQuery_UpstreamGetsSlashAndTheQuery", "9112 §3.2.2 / 3986 §6.2.3", "GET http://a.test?x=1 HTTP/1.1\r\n" + H + "\r\n",
+            has: ["GET /?x=1 HTTP/1.1\r\n"], hasNot: ["http://"]);
         yield return Rejected("BackslashInPath_400", "3986 §2 (chosen: upstreams read it as /)", "GET /public\\..\\admin HTTP/1.1\r\n" + H + "\r\n");
         yield return Rejected("BackslashInAbsoluteFormPath_400", "3986 §2 (chosen: upstreams read it as /)", "GET http://a.test/public\\..\\admin HTTP/1.1\r\n" + H + "\r\n");
         yield return Forwarded("BackslashInQuery_IsForwarded", "WHATWG URL (browsers send it raw)", "GET /a?x=\\y\\ HTTP/1.1\r\n" + H + "\r\n", has: ["GET /a?x=\\y\\ HTTP/1.1\r\n"]);

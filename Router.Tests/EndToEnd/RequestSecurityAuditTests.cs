@@ -67,6 +67,8 @@ public sealed class RequestSecurityAuditTests
     [TestCase("http://ADMIN.TEST:80/x", "Host: admin.test", "admin")]
     [TestCase("http://public.test/x", "Host: admin.test", "public")]
     [TestCase("http://admin%2etest/x", "Host: admin.test", null)]
+    [TestCase("http://admin.test", "Host: admin.test", "admin")]
+    [TestCase("http://admin.test?x", "Host: other.test", "admin")]
     public async Task AbsoluteForm_RoutesByItsAuthority_LikeTheUpstreamReadsIt(string target, string hostLine, string? routedTo)
     {
         await using var admin = new RecordingUpstream();
@@ -96,7 +98,14 @@ public sealed class RequestSecurityAuditTests
         var (hit, missed) = routedTo == "admin" ? (admin, pub) : (pub, admin);
         Assert.That(hit.Heads, Has.Count.EqualTo(1), "routed to " + routedTo);
         Assert.That(missed.RequestCount, Is.Zero);
-        var authority = target["http://".Length..target.IndexOf('/', "http://".Length)];
-        Assert.That(hit.Heads[0], Does.StartWith("GET /x HTTP/1.1\r\n").And.Contain("\r\nHost: " + authority + "\r\n").And.Not.Contain(hostLine));
+        var authorityEnd = target.IndexOfAny(['/', '?'], "http://".Length);
+        var authority = authorityEnd < 0 ? target["http://".Length..] : target["http://".Length..authorityEnd];
+        var pathAndQuery = authorityEnd < 0 ? "/" : target[authorityEnd] == '?' ? "/" + target[authorityEnd..] : target[authorityEnd..];
+        Assert.That(hit.Heads[0], Does.StartWith($"GET {pathAndQuery} HTTP/1.1\r\n"), "origin-form, the path at least /");
+        Assert.That(hit.Heads[0], Does.Contain("\r\nHost: " + authority + "\r\n"), "the authority is the Host");
+        if (!hostLine.EndsWith(authority, StringComparison.Ordinal))
+        {
+            Assert.That(hit.Heads[0], Does.Not.Contain(hostLine), "the Host header lost to the authority");
+        }
     }
 }

@@ -154,13 +154,13 @@ public sealed class Http1RequestParserTests
     }
 
     [Test]
-    public void AbsoluteForm_WithoutPath_HasEmptyPath()
+    public void AbsoluteForm_WithoutPath_HasPathSlash()
     {
         var head = ParseHead("GET https://a.test?q HTTP/1.1\r\nHost: a.test\r\n\r\n");
         Assert.Multiple(() =>
         {
             Assert.That(Text(head.Buffer, head.Host), Is.EqualTo("a.test"));
-            Assert.That(head.Path.IsEmpty, Is.True);
+            Assert.That(Text(head.Buffer, head.Path), Is.EqualTo("/"));
             Assert.That(Text(head.Buffer, head.Query), Is.EqualTo("?q"));
         });
     }

@@ -585,6 +585,13 @@ internal sealed partial class ProxyConnection
             return new Admission(501, false, default);
         }
 
+        // Like nginx (and Apache's TraceEnable off): TRACE echoes the request as the upstream got it, so it would show
+        // the client what the router and any proxy in between added. No browser can send it; nothing needs it.
+        if (_request.Method == HttpMethod.Trace)
+        {
+            return new Admission(405, false, default);
+        }
+
         var limit = _runtime.GlobalLimit;
         if (!limit.TryEnter())
         {

@@ -108,4 +108,43 @@ public sealed class RequestSecurityAuditTests
             Assert.That(hit.Heads[0], Does.Not.Contain(hostLine), "the Host header lost to the authority");
         }
     }
+
+    [Test]
+    public async Task Trace_Is405_NothingGoesUp_AndTheConnectionStaysUsable()
+    {
+        await using var upstream = new RecordingUpstream();
+        await using var router = RouterFixture.Start(OneRoute(upstream));
+        using var client = await RawHttpClient.ConnectAsync(router.EndPoint);
+
+        await client.SendAsync("TRACE / HTTP/1.1\r\nHost: a.test\r\nCookie: secret=1\r\n\r\n");
+        var trace = await client.ReadResponseAsync();
+        Assert.That(trace.StatusCode, Is.EqualTo(405));
+        Assert.That(trace.BodyText, Does.Not.Contain("secret"));
+
+        await client.SendAsync("GET /after HTTP/1.1\r\nHost: a.test\r\n\r\n");
+        Assert.That((await client.ReadResponseAsync()).StatusCode, Is.EqualTo(200), "the connection is still in use");
+        Assert.That(upstream.Heads, Has.Count.EqualTo(1));
+        Assert.That(upstream.Heads[0], Does.StartWith("GET /after HTTP/1.1\r\n"), "the TRACE never went up");
+    }
+
+    [Test]
+    public async Task Trace_WithABody_Is405_SaysClose_AndCloses()
+    {
+        await using var upstream = new RecordingUpstream();
+        await using var router = RouterFixture.Start(OneRoute(upstream));
+        using var client = await RawHttpClient.ConnectAsync(router.EndPoint);
+
+        await client.SendAsync("TRACE / HTTP/1.1\r\nHost: a.test\r\nContent-Length: 28\r\n\r\nGET /smuggled HTTP/1.1\r\n\r\n");
+        var trace = await client.ReadResponseAsync();
+        Assert.That(trace.StatusCode, Is.EqualTo(405));
+        Assert.That(trace.Header("Connection"), Is.EqualTo("close"), "an unread body cannot be skipped");
+        Assert.That(await client.IsClosedByServerAsync(TimeSpan.FromSeconds(5)), Is.True);
+        Assert.That(upstream.RequestCount, Is.Zero);
+    }
+
+    private static RouterConfig OneRoute(RecordingUpstream upstream) => new()
+    {
+        Routes = [Route("r", "c")],
+        Clusters = [new ClusterConfig { Id = "c", Destinations = [new DestinationConfig { Address = upstream.Address }] }],
+    };
 }

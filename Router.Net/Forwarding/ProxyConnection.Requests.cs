@@ -156,9 +156,11 @@ internal sealed partial class ProxyConnection
         var admission = Admit(out var route, out var global);
         if (route is null)
         {
+            // After a refused CONNECT the client may already be sending what it meant for the tunnel (a TLS hello, or
+            // requests a proxy in front passed on unread as tunnel bytes): close rather than read them as requests.
             keepAlive = admission.Shed
                 ? await RespondShedAsync(admission.Reason, keepAlive).ConfigureAwait(false)
-                : await RespondLocalAsync(admission.Status, keepAlive).ConfigureAwait(false);
+                : await RespondLocalAsync(admission.Status, keepAlive && _request.Method != HttpMethod.Connect).ConfigureAwait(false);
         }
         else
         {

@@ -142,6 +142,23 @@ public sealed class RequestSecurityAuditTests
         Assert.That(upstream.RequestCount, Is.Zero);
     }
 
+    [Test]
+    public async Task Connect_Is501_SaysClose_AndCloses_NothingGoesUp()
+    {
+        await using var upstream = new RecordingUpstream();
+        await using var router = RouterFixture.Start(OneRoute(upstream));
+        using var client = await RawHttpClient.ConnectAsync(router.EndPoint);
+
+        // What a client that thinks it has a tunnel sends next must not be read as a request.
+        await client.SendAsync("CONNECT a.test:443 HTTP/1.1\r\nHost: a.test:443\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: a.test\r\n\r\n");
+        var connect = await client.ReadResponseAsync();
+        Assert.That(connect.StatusCode, Is.EqualTo(501));
+        Assert.That(connect.Header("Connection"), Is.EqualTo("close"), "what follows may be tunnel bytes: never read as a request");
+        Assert.That(await client.IsClosedByServerAsync(TimeSpan.FromSeconds(5)), Is.True);
+        Assert.That(upstream.RequestCount, Is.Zero, "the bytes after the CONNECT were not forwarded");
+        Assert.That(upstream.Connections, Is.Empty, "no upstream connection was even opened");
+    }
+
     private static RouterConfig OneRoute(RecordingUpstream upstream) => new()
     {
         Routes = [Route("r", "c")],

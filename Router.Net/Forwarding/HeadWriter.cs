@@ -78,18 +78,12 @@ internal static class HeadWriter
                     WriteFraming(span, ref n, ref framingWritten, request.ContentLength, buffer, request.Headers, request.HeaderCount);
                     continue;
                 case HeaderDisposition.XForwardedFor:
-                    if (xffWritten)
+                    if (!xffWritten)
                     {
-                        continue;
+                        WriteForwardedFor(span, ref n, clientAddress, buffer, request.Headers, i, request.HeaderCount);
+                        xffWritten = true;
                     }
 
-                    // Like nginx's $proxy_add_x_forwarded_for: the client address appended to what came in.
-                    Append(span, ref n, "X-Forwarded-For: "u8);
-                    Append(span, ref n, value);
-                    Append(span, ref n, ", "u8);
-                    Append(span, ref n, clientAddress);
-                    Append(span, ref n, "\r\n"u8);
-                    xffWritten = true;
                     continue;
             }
 
@@ -315,6 +309,30 @@ internal static class HeadWriter
             first = false;
         }
 
+        Append(span, ref n, "\r\n"u8);
+    }
+
+    /// <summary>
+    /// Like nginx's $proxy_add_x_forwarded_for: one X-Forwarded-For line, every line that came in joined in order, then
+    /// the client address. Keeping only the first line would lose the address a proxy in front added on a line of its
+    /// own (HAProxy's option forwardfor does), leaving a client's made-up one next to ours.
+    /// </summary>
+    private static void WriteForwardedFor(Span<byte> span, ref int n, ReadOnlySpan<byte> clientAddress, byte[] buffer, HeaderField[] headers, int first, int count)
+    {
+        Append(span, ref n, "X-Forwarded-For: "u8);
+        for (int i = first; i < count; i++)
+        {
+            var field = headers[i];
+            if (field.Value.Length == 0 || HeaderNames.Classify(buffer.AsSpan(field.Name.Start, field.Name.Length)) != HeaderDisposition.XForwardedFor)
+            {
+                continue;
+            }
+
+            Append(span, ref n, buffer.AsSpan(field.Value.Start, field.Value.Length));
+            Append(span, ref n, ", "u8);
+        }
+
+        Append(span, ref n, clientAddress);
         Append(span, ref n, "\r\n"u8);
     }
 

@@ -162,6 +162,9 @@ public sealed partial class ConformanceTests
         yield return Forwarded("ClientForwardingFields_ListedInConnection_AreStillOurs", "9110 §7.6.1",
             "GET / HTTP/1.1\r\n" + H + "Connection: X-Forwarded-Proto, X-Forwarded-Host, X-Forwarded-For, Via\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: evil.test\r\nX-Forwarded-For: 6.6.6.6\r\nVia: 1.0 evil\r\n\r\n",
             has: ["\r\nX-Forwarded-Proto: http\r\n", "\r\nX-Forwarded-Host: a.test\r\n", "\r\nX-Forwarded-For: 6.6.6.6, 127.0.0.1\r\n"], hasNot: ["https", "evil"]);
+        yield return Forwarded("XForwardedForOnSeveralLines_AreJoined_OursLast", "9110 §5.3 (nginx joins them too)",
+            "GET / HTTP/1.1\r\n" + H + "X-Forwarded-For: 6.6.6.6\r\nX-A: 1\r\nx-forwarded-for: 192.0.2.7\r\nX-Forwarded-For:\r\n\r\n",
+            has: ["\r\nX-Forwarded-For: 6.6.6.6, 192.0.2.7, 127.0.0.1\r\n"], hasNot: ["x-forwarded-for", "X-Forwarded-For: 192", "X-Forwarded-For: \r\n"]);
         yield return Forwarded("OtherClientXForwardedFields_AreDropped", "router owns X-Forwarded-*",
             "GET / HTTP/1.1\r\n" + H + "X-Forwarded-Port: 443\r\nX-Forwarded-Ssl: on\r\nX-Forwarded-Scheme: https\r\nX-Forwarded-Prefix: /evil\r\nX-Forwarded-Server: evil.test\r\nX-Kept: 1\r\n\r\n",
             has: ["\r\nX-Kept: 1\r\n", "\r\nX-Forwarded-Proto: http\r\n"], hasNot: ["443", "X-Forwarded-Ssl", "https", "evil"]);

@@ -323,7 +323,8 @@ internal static class HeadWriter
         for (int i = first; i < count; i++)
         {
             var field = headers[i];
-            if (field.Value.Length == 0 || HeaderNames.Classify(buffer.AsSpan(field.Name.Start, field.Name.Length)) != HeaderDisposition.XForwardedFor)
+            if (field.Value.Length == 0
+                || (i != first && HeaderNames.Classify(buffer.AsSpan(field.Name.Start, field.Name.Length)) != HeaderDisposition.XForwardedFor))
             {
                 continue;
             }

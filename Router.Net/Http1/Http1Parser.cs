@@ -660,24 +660,20 @@ internal static class Http1Parser
     }
 
     /// <summary>
-    /// uri-host [":" port] (RFC 9110 §7.2), where uri-host is "[" IPv6 "]" or a reg-name without percent-encoding or
-    /// empty labels. Routing and the upstream must read the same host: "a.test:80:b.test", "[::1]b.test", "a%2etest"
-    /// (decoded by some servers, never sent by a client: IDNs go as punycode) and "a..test" (400 in nginx) would not.
+    /// uri-host [":" port] (RFC 9110 §7.2), where uri-host is "[" IPv6 "]" or a reg-name without percent-encoding.
+    /// Routing and the upstream must read the same host: "a.test:80:b.test", "[::1]b.test" and "a%2etest" (decoded by
+    /// some servers, never sent by a client: IDNs go as punycode) would not; nor "a.test..", as routing ignores one
+    /// trailing dot, not two (nginx refuses any "..", which a scan would cost every request).
     /// </summary>
     private static bool IsValidHost(ReadOnlySpan<byte> host)
     {
+        // Most hosts are a bare name: one scan, and the rest only for a port or an IPv6 literal.
         var bad = host.IndexOfAnyExcept(HttpCharacters.RegName);
-        var name = bad < 0 ? host : host[..bad];
-        if (name.IndexOf(".."u8) >= 0)
-        {
-            return false;
-        }
+        return bad < 0 ? !EndsWithTwoDots(host) : IsValidHostWithPort(host, bad);
+    }
 
-        if (bad < 0)
-        {
-            return true;
-        }
-
+    private static bool IsValidHostWithPort(ReadOnlySpan<byte> host, int bad)
+    {
         var rest = host[bad..];
         if (bad == 0 && rest[0] == (byte)'[')
         {
@@ -693,10 +689,16 @@ internal static class Http1Parser
                 return true;
             }
         }
+        else if (EndsWithTwoDots(host[..bad]))
+        {
+            return false;
+        }
 
         // The port: digits, possibly none (RFC 3986 §3.2.3).
         return rest[0] == (byte)':' && rest[1..].IndexOfAnyExceptInRange((byte)'0', (byte)'9') < 0;
     }
+
+    private static bool EndsWithTwoDots(ReadOnlySpan<byte> name) => name.Length > 1 && name[^1] == (byte)'.' && name[^2] == (byte)'.';
 
     private static ConnectionOptions ParseConnection(ReadOnlySpan<byte> value)
     {

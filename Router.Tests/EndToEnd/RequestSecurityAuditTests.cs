@@ -21,6 +21,7 @@ public sealed class RequestSecurityAuditTests
     [TestCase("Host: xadmin.test", "public")]
     [TestCase("Host: admin.test.evil", "public")]
     [TestCase("Host: [::1]:8080", "public")]
+    [TestCase("Host: admin..test", "public")]
     // Written so a server could read admin.test where routing did not (or the reverse): refused, nothing goes up.
     [TestCase("Host: admin%2etest", null)]
     [TestCase("Host: admin%2Etest.", null)]
@@ -28,8 +29,8 @@ public sealed class RequestSecurityAuditTests
     [TestCase("Host: admin.test:x", null)]
     [TestCase("Host: [::1]admin.test", null)]
     [TestCase("Host: admin.test]", null)]
-    [TestCase("Host: admin..test", null)]
     [TestCase("Host: admin.test..", null)]
+    [TestCase("Host: admin.test..:443", null)]
     [TestCase("Host: admin.t\u00e9st", null)]
     public async Task HostRouting_CannotBeDodgedOrWronglyHit_AndTheUpstreamGetsTheHostThatWasRouted(string hostLine, string? routedTo)
     {

@@ -256,6 +256,7 @@ public sealed class Http1RequestParserTests
     [TestCase("[2001:db8::1]")]
     [TestCase("[::ffff:192.0.2.1]:443")]
     [TestCase(":80")]
+    [TestCase("a..b")]
     public void ValidHosts_AreAccepted(string host)
     {
         var head = ParseHead($"GET / HTTP/1.1\r\nHost: {host}\r\n\r\n");

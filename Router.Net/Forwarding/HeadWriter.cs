@@ -16,7 +16,8 @@ internal static class HeadWriter
     /// <summary>Writes the request head sent upstream: origin-form target, hop-by-hop removed, X-Forwarded-* and Via added.</summary>
     public static void WriteRequest(PipeWriter writer, HttpRequestHead request, ReadOnlySpan<byte> clientAddress, bool https, bool tunnel)
     {
-        int size = request.Length + clientAddress.Length + (2 * request.Host.Length) + 200;
+        // Worst case: a field sent as "Name:value" is written "Name: value" (a byte more each), plus the lines we add.
+        int size = request.Length + request.HeaderCount + clientAddress.Length + (2 * request.Host.Length) + 200;
         var span = writer.GetSpan(size);
         int n = 0;
         var buffer = request.Buffer;

@@ -411,6 +411,51 @@ public sealed class ForwardingAuditTests
         }
     }
 
+    [TestCase("HTTP/1.0", 4096)]
+    [TestCase("HTTP/1.1", 4096)]
+    [TestCase("HTTP/1.1", 8192)]
+    public async Task RequestHead_OfCompactFields_AroundABufferSize_IsForwardedWhole(string version, int bufferSize)
+    {
+        // "Name:value" (no optional space) is rewritten "Name: value", a byte longer per field; with the lines the
+        // router adds, heads of 100 such fields near a buffer's size overran the writer's span and the client got nothing.
+        static string Head(string version, int size)
+        {
+            var head = new StringBuilder($"GET /{size} {version}\r\nHost:a\r\n");
+            for (int i = 0; i < 98; i++)
+            {
+                head.Append("X-").Append(i.ToString("D2", System.Globalization.CultureInfo.InvariantCulture)).Append(":v\r\n");
+            }
+
+            head.Append("X-Pad:").Append('p', size - head.Length - "X-Pad:\r\n\r\n".Length).Append("\r\n\r\n");
+            return head.ToString();
+        }
+
+        await using var upstream = new ScriptedUpstream(async socket =>
+        {
+            while (true)
+            {
+                string head = await ScriptedUpstream.ReadHeadAsync(socket);
+                if (head.Length == 0)
+                {
+                    return;
+                }
+
+                string seen = head.Contains("\r\nX-97: v\r\n", StringComparison.Ordinal) ? "all" : "some";
+                await ScriptedUpstream.SendAsync(socket, $"HTTP/1.1 200 OK\r\nContent-Length: {seen.Length}\r\n\r\n{seen}");
+            }
+        });
+        await using var router = RouterFixture.Start(OneUpstream(upstream));
+        for (int size = bufferSize - 300; size <= bufferSize; size++)
+        {
+            // HTTP/1.0 without keep-alive: a connection per request.
+            using var client = await RawHttpClient.ConnectAsync(router.EndPoint);
+            await client.SendAsync(Head(version, size));
+            var response = await client.ReadResponseAsync();
+            Assert.That(response.StatusCode, Is.EqualTo(200), $"a head of {size} bytes");
+            Assert.That(response.BodyText, Is.EqualTo("all"), $"a head of {size} bytes reached the upstream whole");
+        }
+    }
+
     // ---- 4. Upstream gone mid-body ----
 
     [Test]

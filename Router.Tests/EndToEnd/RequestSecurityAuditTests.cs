@@ -11,6 +11,17 @@ namespace Router.Tests.EndToEnd;
 /// </summary>
 public sealed class RequestSecurityAuditTests
 {
+    /// <summary>A route for host admin.test and a catch-all, each to its own recording upstream.</summary>
+    private static RouterConfig AdminAndPublic(RecordingUpstream admin, RecordingUpstream pub) => new()
+    {
+        Routes = [Route("admin", "admin", hosts: ["admin.test"]), Route("public", "public")],
+        Clusters =
+        [
+            new ClusterConfig { Id = "admin", Destinations = [new DestinationConfig { Address = admin.Address }] },
+            new ClusterConfig { Id = "public", Destinations = [new DestinationConfig { Address = pub.Address }] },
+        ],
+    };
+
     // Routed to admin: any case, one trailing dot, a port; the upstream gets the Host as sent.
     [TestCase("Host: admin.test", "admin")]
     [TestCase("Host: ADMIN.Test", "admin")]
@@ -36,16 +47,7 @@ public sealed class RequestSecurityAuditTests
     {
         await using var admin = new RecordingUpstream();
         await using var pub = new RecordingUpstream();
-        var config = new RouterConfig
-        {
-            Routes = [Route("admin", "admin", hosts: ["admin.test"]), Route("public", "public")],
-            Clusters =
-            [
-                new ClusterConfig { Id = "admin", Destinations = [new DestinationConfig { Address = admin.Address }] },
-                new ClusterConfig { Id = "public", Destinations = [new DestinationConfig { Address = pub.Address }] },
-            ],
-        };
-        await using var router = RouterFixture.Start(config);
+        await using var router = RouterFixture.Start(AdminAndPublic(admin, pub));
         using var client = await RawHttpClient.ConnectAsync(router.EndPoint);
         await client.SendAsync(System.Text.Encoding.Latin1.GetBytes($"GET /x HTTP/1.1\r\n{hostLine}\r\n\r\n"));
         var response = await client.ReadResponseAsync();
@@ -74,16 +76,7 @@ public sealed class RequestSecurityAuditTests
     {
         await using var admin = new RecordingUpstream();
         await using var pub = new RecordingUpstream();
-        var config = new RouterConfig
-        {
-            Routes = [Route("admin", "admin", hosts: ["admin.test"]), Route("public", "public")],
-            Clusters =
-            [
-                new ClusterConfig { Id = "admin", Destinations = [new DestinationConfig { Address = admin.Address }] },
-                new ClusterConfig { Id = "public", Destinations = [new DestinationConfig { Address = pub.Address }] },
-            ],
-        };
-        await using var router = RouterFixture.Start(config);
+        await using var router = RouterFixture.Start(AdminAndPublic(admin, pub));
         using var client = await RawHttpClient.ConnectAsync(router.EndPoint);
         await client.SendAsync($"GET {target} HTTP/1.1\r\n{hostLine}\r\n\r\n");
         var response = await client.ReadResponseAsync();

@@ -297,8 +297,7 @@ internal sealed partial class ProxyConnection
                                     break;
                                 }
 
-                                if (response.TransferCoded && _request.Version == HttpVersion.Http10
-                                    && _request.Method != HttpMethod.Head && response.StatusCode is not (204 or 304))
+                                if (response.TransferCoded && _request.Version == HttpVersion.Http10 && !HasNoBody(response.StatusCode))
                                 {
                                     // A body under codings besides chunked (gzip, chunked) for a client that cannot read
                                     // transfer codings (RFC 9112 §6.1): stripping the chunks would hand it coded bytes as
@@ -351,7 +350,7 @@ internal sealed partial class ProxyConnection
                             }
 
                             // Response head down, then the body by its framing.
-                            bool noBody = _request.Method == HttpMethod.Head || code == 204 || code == 304 || code == 101;
+                            bool noBody = HasNoBody(code);
                             bool closeDelimited = !noBody && !response.Chunked && response.ContentLength < 0;
 
                             // Chunked to our HTTP/1.0 request anyway: the client cannot read chunked (RFC 9112 §6.1),
@@ -669,6 +668,9 @@ internal sealed partial class ProxyConnection
             return (null, outcome);
         }
     }
+
+    /// <summary>A response to this request that never has a body, whatever its framing says (RFC 9110 §6.4.1).</summary>
+    private bool HasNoBody(int code) => _request.Method == HttpMethod.Head || code == 204 || code == 304 || code == 101;
 
     /// <summary>No usable response head: closes the upstream connection and says why (the caller answers the client).</summary>
     private async ValueTask<ForwardResult> FailedExchangeAsync(UpstreamConnection upstream, ResponseHeadStatus head, Task<CopyStatus>? bodyTask, bool canRetry, bool keepAlive)
